@@ -1,0 +1,43 @@
+"""The `sertool` command line: thin commands that parse options and call the library.
+
+This file only mounts the command groups; each group lives in a module of its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import ingest, store
+from ._common import AppState, ErrorMappingGroup
+
+app = typer.Typer(
+    name="sertool",
+    cls=ErrorMappingGroup,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    help="Feature store and experiment tracker for multi-encoder speech emotion recognition.",
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    store_root: Annotated[
+        Optional[Path],
+        typer.Option("--store", envvar="SERTOOL_STORE", help="Feature-store root directory.", show_default="./store"),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for user errors too.")] = False,
+) -> None:
+    ctx.obj = AppState(store=store_root, debug=debug)
+
+
+app.add_typer(ingest.app, name="ingest")
+app.add_typer(store.app, name="store")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,48 @@
+"""Errors a user can act on.
+
+Every error that reaches the CLI as a `SertoolError` is printed as one line on stderr and exits with
+code 2; anything else is a bug and keeps its traceback. Bad input names the file, row and field so the
+user can go straight to it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SertoolError(Exception):
+    """An error caused by the user's input or environment, reported as one line (exit code 2)."""
+
+    exit_code: int = 2
+
+
+class BadInput(SertoolError):
+    """A file's content is wrong. Renders as ``FILE:ROW: FIELD: message`` (row 1 is the header line)."""
+
+    def __init__(
+        self,
+        file: str | Path,
+        message: str,
+        *,
+        row: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.file = str(file)
+        self.row = row
+        self.field = field
+        self.message = message
+        where = self.file if row is None else f"{self.file}:{row}"
+        what = f"{field}: {message}" if field else message
+        super().__init__(f"{where}: {what}")
+
+
+class StoreInUse(SertoolError):
+    """Another process holds the catalog for writing (DuckDB allows one read-write process)."""
+
+
+class StoreMismatch(SertoolError):
+    """Data of incompatible provenance would be mixed (e.g. two encoder fingerprints under one name)."""
+
+
+class NotFound(SertoolError):
+    """A named thing (store, run, split scheme, encoder) does not exist."""
