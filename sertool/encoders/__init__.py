@@ -1,0 +1,1 @@
+"""Frozen encoders (Whisper encoder, WavLM, RoBERTa) and Whisper ASR behind one interface."""

@@ -1,0 +1,1 @@
+"""Everything MLflow: the only package that imports mlflow."""

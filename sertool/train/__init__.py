@@ -1,0 +1,1 @@
+"""Training from the feature store: data loading, the loop, schedules and metrics."""
