@@ -1,0 +1,39 @@
+"""Plumbing the transformers-backed encoders share: quiet loading, layer choice, record names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import SertoolError
+
+
+def quiet_transformers() -> None:
+    """Our own progress bar is the one the user watches; transformers' load bars and init notes are noise."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def check_layer(kind: str, layer: int | None, n_layers: int) -> int | None:
+    """`layer` as stored: None for the last hidden state (layer == n_layers is the same thing)."""
+    if layer is None or layer == n_layers:
+        return None
+    if not 0 <= layer < n_layers:
+        raise SertoolError(f"{kind}: layer {layer} out of range (the model has layers 0..{n_layers})")
+    return layer
+
+
+def record_name(kind: str, layer: int | None) -> str:
+    """`wavlm` for the last hidden state, `wavlm-l12` for layer 12: one name, one fingerprint."""
+    return kind if layer is None else f"{kind}-l{layer}"
+
+
+def hidden(outputs: Any, layer: int | None):
+    """The chosen layer's hidden states (hidden_states[0] is the input embedding, [i] the output of layer i)."""
+    return outputs.last_hidden_state if layer is None else outputs.hidden_states[layer]
+
+
+def chunks(n: int, size: int) -> list[slice]:
+    """Slices of at most `size` over range(n): bounds the memory of one forward pass."""
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]

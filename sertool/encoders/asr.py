@@ -1,0 +1,88 @@
+"""Whisper ASR for clips the corpus has no transcript for (large-v3 in `paper`, the tiny Whisper in `tiny`).
+
+Greedy batched `generate`, English transcription, no timestamps. Clips over 30 s are transcribed in
+consecutive 30 s windows joined by a space (MSP-Podcast clips are 3-11 s, so this is rare). New
+tokens are capped by the window's duration, so a model that never says end-of-text cannot run away.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._hf import chunks, quiet_transformers
+from .base import SAMPLE_RATE
+from .presets import ModelSource
+from .whisper import window_spans
+
+TOKENS_PER_SECOND = 6
+"""Generous for speech (fast talkers say ~3.5 words/s, ~4.5 tokens/s)."""
+
+
+class WhisperASR:
+    """Batched Whisper transcription."""
+
+    max_windows: int = 16
+
+    def __init__(self, source: ModelSource, *, device: str = "cpu", language: str = "en") -> None:
+        import torch
+        from transformers import AutoTokenizer, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+        quiet_transformers()
+        self.source = source
+        self.device = torch.device(device)
+        self.language = language
+        self.features = WhisperFeatureExtractor.from_pretrained(source.path)
+        self.tokenizer = AutoTokenizer.from_pretrained(source.path)
+        self.model = WhisperForConditionalGeneration.from_pretrained(source.path).to(self.device).eval()
+
+    def max_new_tokens(self, n_samples: int) -> int:
+        """Cap for one window: proportional to its duration, within the decoder's 448 positions."""
+        room = self.model.config.max_target_positions - 4  # <|startoftranscript|><|en|><|transcribe|><|notimestamps|>
+        return max(1, min(room - 1, math.ceil(n_samples / SAMPLE_RATE * TOKENS_PER_SECOND) + 8))
+
+    def transcribe(self, waveforms: list[np.ndarray]) -> list[str]:
+        """One transcript per 16 kHz mono waveform."""
+        import torch
+
+        windows, owner = [], []
+        for i, wav in enumerate(waveforms):
+            for s, e in window_spans(len(wav)):
+                windows.append(np.asarray(wav[s:e], dtype=np.float32))
+                owner.append(i)
+        texts: list[list[str]] = [[] for _ in waveforms]
+        for sl in chunks(len(windows), self.max_windows):
+            part = windows[sl]
+            feats = self.features(
+                part, sampling_rate=SAMPLE_RATE, return_tensors="pt", device=str(self.device)
+            ).input_features.to(self.device, self.model.dtype)
+            with torch.inference_mode():
+                ids = self.model.generate(
+                    feats,
+                    language=self.language,
+                    task="transcribe",
+                    return_timestamps=False,
+                    do_sample=False,
+                    num_beams=1,
+                    max_new_tokens=max(self.max_new_tokens(len(w)) for w in part),
+                )
+            for k, text in enumerate(self.tokenizer.batch_decode(ids, skip_special_tokens=True)):
+                texts[owner[sl.start + k]].append(text.strip())
+        return [" ".join(t for t in parts if t) for parts in texts]
+
+
+def load_asr(
+    preset: str = "tiny",
+    *,
+    model_dir=None,
+    device: str = "cpu",
+    store_models_dir=None,
+    texts=None,
+) -> WhisperASR:
+    """The preset's Whisper ASR (same checkpoint as the `whisper` encoder: large-v3 is one model)."""
+    from .presets import resolve
+
+    return WhisperASR(
+        resolve("asr", preset, model_dir=model_dir, store_models_dir=store_models_dir, texts=texts), device=device
+    )

@@ -1,0 +1,129 @@
+"""RoBERTa frames over a clip's transcript: one frame per token, `<s>` and `</s>` included.
+
+Transcripts longer than the model's window go through in overlapping windows; each token's frame
+is taken from the window where it sits most centrally (most context on both sides), so every token
+appears exactly once. Windows are padded with an attention mask, so batch-mates do not interact.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..store.records import EncoderRecord
+from ._hf import check_layer, chunks, hidden, quiet_transformers, record_name
+from .base import Modality
+from .presets import ModelSource
+from .registry import register
+
+
+def window_starts(n_tokens: int, capacity: int, overlap: int) -> list[int]:
+    """Start offsets of overlapping windows of `capacity` tokens that cover `n_tokens`."""
+    if n_tokens <= capacity:
+        return [0]
+    step = capacity - overlap
+    starts = list(range(0, n_tokens - capacity, step))
+    return starts + [n_tokens - capacity]  # the last window ends exactly at the end
+
+
+def owner_windows(n_tokens: int, starts: list[int], capacity: int) -> np.ndarray:
+    """For each token, the window in which it is most central."""
+    pos = np.arange(n_tokens)[:, None]
+    s = np.asarray(starts)[None, :]
+    inside = (pos >= s) & (pos < s + capacity)
+    margin = np.minimum(pos - s, s + capacity - 1 - pos)
+    return np.where(inside, margin, -1).argmax(axis=1)
+
+
+@register
+class RobertaEncoder:
+    """RoBERTa hidden states per transcript token."""
+
+    kind: ClassVar[str] = "roberta"
+    modality: ClassVar[Modality] = "text"
+    max_batch: int = 32
+
+    def __init__(self, source: ModelSource, *, layer: int | None = None, device: str = "cpu") -> None:
+        import torch
+        from transformers import AutoTokenizer, RobertaModel
+
+        quiet_transformers()
+        self.source = source
+        self.device = torch.device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(source.path)
+        self.model = RobertaModel.from_pretrained(source.path, add_pooling_layer=False).to(self.device).eval()
+        cfg = self.model.config
+        self.layer = check_layer(self.kind, layer, cfg.num_hidden_layers)
+        # Positions start after padding_idx, so the model takes max_position_embeddings - 2 tokens.
+        max_len = min(self.tokenizer.model_max_length, cfg.max_position_embeddings - 2)
+        self.capacity = max_len - 2  # content tokens per window, besides <s> and </s>
+        self.overlap = self.capacity // 4
+        self._record = EncoderRecord(
+            name=record_name(self.kind, self.layer),
+            kind=self.kind,
+            checkpoint=source.checkpoint,
+            revision=source.revision,
+            layer=self.layer,
+            dim=cfg.hidden_size,
+            frame_rate=None,
+            dtype="float16",
+            preprocessing=(
+                f"tokenizer={type(self.tokenizer).__name__};frames=tokens+specials;"
+                f"window={self.capacity};overlap={self.overlap};stitch=most-central"
+            ),
+        )
+
+    @property
+    def record(self) -> EncoderRecord:
+        return self._record
+
+    def n_frames(self, text: str | None) -> int:
+        return len(self._ids(text)) + 2
+
+    def _ids(self, text: str | None) -> list[int]:
+        return self.tokenizer(text or "", add_special_tokens=False)["input_ids"]
+
+    def embed(self, batch: list[str]) -> list[np.ndarray]:
+        import torch
+
+        tok = self.tokenizer
+        cap = self.capacity
+        ids = [self._ids(t) for t in batch]
+        windows: list[list[int]] = []  # token ids incl. specials
+        plan: list[list[int]] = []  # per clip: its window indices
+        starts_of: list[list[int]] = []
+        for seq in ids:
+            starts = window_starts(len(seq), cap, self.overlap)
+            plan.append(list(range(len(windows), len(windows) + len(starts))))
+            starts_of.append(starts)
+            windows += [[tok.bos_token_id, *seq[s : s + cap], tok.eos_token_id] for s in starts]
+
+        outs: list[np.ndarray] = []
+        for sl in chunks(len(windows), self.max_batch):
+            part = windows[sl]
+            width = max(map(len, part))
+            input_ids = torch.full((len(part), width), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(part), width), dtype=torch.long)
+            for k, w in enumerate(part):
+                input_ids[k, : len(w)] = torch.tensor(w)
+                mask[k, : len(w)] = 1
+            with torch.inference_mode():
+                out = self.model(
+                    input_ids=input_ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                    output_hidden_states=self.layer is not None,
+                )
+            h = hidden(out, self.layer).float().cpu().numpy()
+            outs += [h[k, : len(w)] for k, w in enumerate(part)]
+
+        results = []
+        for seq, wins, starts in zip(ids, plan, starts_of):
+            first, last = outs[wins[0]], outs[wins[-1]]
+            if len(wins) == 1:
+                results.append(first)
+                continue
+            own = owner_windows(len(seq), starts, cap)
+            body = np.stack([outs[wins[w]][1 + j - starts[w]] for j, w in enumerate(own)])
+            results.append(np.concatenate([first[:1], body, last[-1:]], axis=0))
+        return results

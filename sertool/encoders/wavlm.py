@@ -1,0 +1,84 @@
+"""WavLM frames (50 frames/s, 1024 dims for wavlm-large), last hidden state or a chosen layer.
+
+Each clip is normalised on its own (zero mean, unit variance over its real samples, as the feature
+extractor does), padded in the batch with an attention mask, and cut to the frames the conv front end
+makes from its real length, so its frames do not depend on its batch-mates. wavlm-large uses layer-norm
+convs and the stable-layer-norm encoder, which honour the mask (the group-norm variant does not).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..store.records import EncoderRecord
+from ._hf import check_layer, chunks, hidden, quiet_transformers, record_name
+from .base import SAMPLE_RATE, Modality
+from .presets import ModelSource
+from .registry import register
+
+
+@register
+class WavLMEncoder:
+    """WavLM hidden states, one frame per 20 ms of audio."""
+
+    kind: ClassVar[str] = "wavlm"
+    modality: ClassVar[Modality] = "audio"
+    max_batch: int = 32
+
+    def __init__(self, source: ModelSource, *, layer: int | None = None, device: str = "cpu") -> None:
+        import torch
+        from transformers import Wav2Vec2FeatureExtractor, WavLMModel
+
+        quiet_transformers()
+        self.source = source
+        self.device = torch.device(device)
+        self.features = Wav2Vec2FeatureExtractor.from_pretrained(source.path)
+        self.model = WavLMModel.from_pretrained(source.path).to(self.device).eval()
+        cfg = self.model.config
+        self.layer = check_layer(self.kind, layer, cfg.num_hidden_layers)
+        stride = int(np.prod(cfg.conv_stride))
+        self._record = EncoderRecord(
+            name=record_name(self.kind, self.layer),
+            kind=self.kind,
+            checkpoint=source.checkpoint,
+            revision=source.revision,
+            layer=self.layer,
+            dim=cfg.hidden_size,
+            frame_rate=SAMPLE_RATE / stride,
+            dtype="float16",
+            preprocessing=(
+                f"sr={SAMPLE_RATE};mono;normalize={'per-clip' if self.features.do_normalize else 'none'};"
+                "attention-mask;cut=conv-length"
+            ),
+        )
+
+    @property
+    def record(self) -> EncoderRecord:
+        return self._record
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames the conv front end makes from `n_samples` (0 when shorter than its receptive field)."""
+        import torch
+
+        return int(self.model._get_feat_extract_output_lengths(torch.tensor(n_samples)).clamp(min=0))
+
+    def embed(self, batch: list[np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        results: list[np.ndarray] = []
+        for sl in chunks(len(batch), self.max_batch):
+            wavs = [np.asarray(w, dtype=np.float32) for w in batch[sl]]
+            inputs = self.features(
+                wavs, sampling_rate=SAMPLE_RATE, padding="longest", return_attention_mask=True, return_tensors="pt"
+            )
+            with torch.inference_mode():
+                out = self.model(
+                    inputs.input_values.to(self.device),
+                    attention_mask=inputs.attention_mask.to(self.device),
+                    output_hidden_states=self.layer is not None,
+                )
+            frames = hidden(out, self.layer).float().cpu().numpy()  # (B, T, D)
+            results += [frames[k, : self.n_frames(len(w))] for k, w in enumerate(wavs)]
+        return results
