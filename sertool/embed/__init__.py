@@ -1,0 +1,1 @@
+"""The embedding pipeline: catalog clips -> (augmented) audio or transcripts -> frozen encoders -> store."""
