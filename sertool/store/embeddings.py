@@ -1,0 +1,458 @@
+"""Embedding arrays: one flat fp16 ``frames[total_frames, dim]`` Zarr v3 array per (encoder, variant).
+
+Layout (DESIGN.md §3): ``embeddings.zarr/<encoder>/<variant>/frames``, chunked and sharded along
+frames, indexed by the catalog's ``embeddings(clip_id, encoder, variant, row_start, n_frames)``.
+
+Writing is append-only and crash-safe: frames go to the array first, then the clips' catalog rows
+are committed in one transaction, so a clip is in the catalog only once its frames are on disk. On
+restart the writer continues at the end of the last committed clip; frames a killed run wrote past
+it are overwritten. Uncompressed shards are appended in place by `shards.ShardAppender` (committed
+bytes are never rewritten); compressed (archival) arrays go through zarr, whose LocalStore replaces
+a whole shard file atomically (temp file + rename).
+
+Reading goes through `EmbeddingReader`, which loads the index of the wanted (encoder, variant)
+pairs into numpy arrays once, closes the catalog, and serves padded batches from mmapped shard
+files; it pickles without open files, so DataLoader workers can use it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from ..errors import NotFound, StoreInUse, StoreMismatch
+from .catalog import Catalog
+from .layout import StoreLayout
+from .records import EncoderRecord
+from .shards import ShardAppender, ShardLayout, ShardReader
+
+if TYPE_CHECKING:
+    import torch
+
+FRAMES = "frames"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+Compressor = Literal["zstd", "blosc"]
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """How a new (encoder, variant) array is laid out. Existing arrays keep the layout they were made with."""
+
+    shard_frames: int = 131_072
+    """Frames per shard file. Big shards keep the file count low (a million 5 s clips of one
+    encoder are ~2,000 files); appending costs nothing extra because shards are appended in place."""
+    chunk_frames: int = 512
+    """Frames per inner chunk: the unit zarr-python reads; about two speech clips."""
+    compressor: Compressor | None = None
+    """None by default: fp16 embeddings shrink only 5-10% and every codec slows reads. Compressed
+    arrays are read and written through zarr (slower), e.g. for archival copies."""
+
+    def __post_init__(self) -> None:
+        if self.chunk_frames <= 0 or self.shard_frames % self.chunk_frames:
+            raise ValueError("shard_frames must be a positive multiple of chunk_frames")
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not _NAME.match(name):
+        raise ValueError(f"{kind} name {name!r}: use letters, digits, '.', '_' and '-' only")
+
+
+def register_encoder(catalog: Catalog, record: EncoderRecord) -> None:
+    """Record the encoder's provenance; refuse a second fingerprint under the same name."""
+    rows = catalog.execute(
+        "SELECT fingerprint, checkpoint, layer FROM encoders WHERE name = ?", [record.name]
+    )
+    if rows:
+        fp, checkpoint, layer = rows[0]
+        if fp != record.fingerprint:
+            raise StoreMismatch(
+                f"encoder {record.name!r} is already in the store with another configuration "
+                f"(fingerprint {fp}: {checkpoint}, layer {layer}; now {record.fingerprint}: "
+                f"{record.checkpoint}, layer {record.layer}); frames of two configurations never mix: "
+                f"store this one under a new name (e.g. --layer N makes '{record.kind}-lN') or use another store"
+            )
+        return
+    with catalog.transaction():
+        catalog.execute(
+            "INSERT INTO encoders (name, kind, checkpoint, revision, layer, dim, frame_rate, dtype, "
+            "fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+            [
+                record.name,
+                record.kind,
+                record.checkpoint,
+                record.revision,
+                record.layer,
+                record.dim,
+                record.frame_rate,
+                record.dtype,
+                record.fingerprint,
+            ],
+        )
+
+
+class EmbeddingStore:
+    """The Zarr side of a feature store: opens writers and readers of per-(encoder, variant) arrays."""
+
+    def __init__(self, layout: StoreLayout, config: ArrayConfig | None = None) -> None:
+        self.layout = layout
+        self.config = config or ArrayConfig()
+
+    def array_dir(self, encoder: str, variant: str) -> Path:
+        return self.layout.embeddings / encoder / variant / FRAMES
+
+    def open_writer(self, catalog: Catalog, record: EncoderRecord, variant: str) -> "EmbeddingWriter":
+        """A writer appending frames of `record` under `variant`; use as a context manager."""
+        return EmbeddingWriter(self, catalog, record, variant)
+
+    def reader(
+        self, specs: Sequence[tuple[str, str]] = (), catalog: Catalog | None = None
+    ) -> "EmbeddingReader":
+        """A reader with the index of `specs` loaded now (from `catalog`, else a read-only open)."""
+        reader = EmbeddingReader(self.layout, catalog=catalog)
+        for encoder, variant in specs:
+            reader.index(encoder, variant)
+        reader.catalog = None
+        return reader
+
+    # -- arrays -----------------------------------------------------------------------------------
+    def _open_array(self, record: EncoderRecord, variant: str) -> Any:
+        """Create or open the (encoder, variant) array; check it belongs to this fingerprint."""
+        import zarr
+
+        root = zarr.open_group(self.layout.embeddings, mode="a")
+        if record.name in root:
+            enc = root[record.name]
+            fp = enc.attrs.get("fingerprint")
+            if fp is not None and fp != record.fingerprint:
+                raise StoreMismatch(
+                    f"{self.layout.embeddings / record.name}: holds frames of fingerprint {fp}, not "
+                    f"{record.fingerprint}; store this configuration under a new encoder name"
+                )
+        else:
+            enc = root.create_group(record.name, attributes=record.to_dict())
+        group = enc[variant] if variant in enc else enc.create_group(
+            variant, attributes={"encoder": record.name, "variant": variant}
+        )
+        if FRAMES in group:
+            arr = group[FRAMES]
+            if arr.shape[1] != record.dim or arr.dtype != np.float16:
+                raise StoreMismatch(
+                    f"{self.array_dir(record.name, variant)}: holds {arr.dtype} frames of width "
+                    f"{arr.shape[1]}, encoder {record.name!r} makes width {record.dim}"
+                )
+            return arr
+        cfg = self.config
+        compressors: Any = None
+        if cfg.compressor == "zstd":
+            compressors = zarr.codecs.ZstdCodec(level=3)
+        elif cfg.compressor == "blosc":
+            compressors = zarr.codecs.BloscCodec(cname="zstd", clevel=5, shuffle="shuffle", typesize=2)
+        return group.create_array(
+            FRAMES,
+            shape=(0, record.dim),
+            chunks=(cfg.chunk_frames, record.dim),
+            shards={"shape": (cfg.shard_frames, record.dim), "index_location": "start"},
+            dtype="float16",
+            compressors=compressors,
+            filters=None,
+            fill_value=0,
+            attributes={"encoder": record.name, "variant": variant, "fingerprint": record.fingerprint},
+        )
+
+
+_OPEN_WRITERS: set[tuple[str, str, str]] = set()
+
+
+class EmbeddingWriter:
+    """Appends clips' frames to one (encoder, variant) array and commits their catalog rows.
+
+    `done()` names the clips already committed (the caller skips them); `write()` appends a batch
+    and commits it in one transaction. Frames are stored as float16.
+    """
+
+    def __init__(self, store: EmbeddingStore, catalog: Catalog, record: EncoderRecord, variant: str) -> None:
+        _check_name("encoder", record.name)
+        _check_name("variant", variant)
+        if catalog.read_only:
+            raise ValueError("an EmbeddingWriter needs the catalog opened read-write")
+        if record.dtype != "float16":
+            raise StoreMismatch(f"encoder {record.name!r}: the store keeps float16 frames, not {record.dtype}")
+        self.key = (str(store.layout.root.resolve()), record.name, variant)
+        if self.key in _OPEN_WRITERS:
+            raise StoreInUse(f"embeddings {record.name}/{variant}: a writer is already open in this process")
+        self.store = store
+        self.catalog = catalog
+        self.record = record
+        self.variant = variant
+        register_encoder(catalog, record)
+        self._array = store._open_array(record, variant)
+        self.dir = store.array_dir(record.name, variant)
+        for stale in self.dir.rglob("*.partial"):  # temp files of a zarr write that was killed
+            stale.unlink(missing_ok=True)
+        layout = ShardLayout.from_metadata(self.dir)
+        self._appender = ShardAppender(layout) if layout is not None else None
+        rows = catalog.execute(
+            "SELECT clip_id, row_start + n_frames FROM embeddings WHERE encoder = ? AND variant = ?",
+            [record.name, variant],
+        )
+        self._done = {r[0] for r in rows}
+        self.next_row = max((int(r[1]) for r in rows), default=0)
+        _OPEN_WRITERS.add(self.key)
+        self._open = True
+
+    def __enter__(self) -> "EmbeddingWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._open:
+            _OPEN_WRITERS.discard(self.key)
+            self._open = False
+
+    def done(self) -> set[str]:
+        """Clip ids whose frames are committed for this (encoder, variant)."""
+        return set(self._done)
+
+    def write(self, items: Sequence[tuple[str, np.ndarray]]) -> int:
+        """Append the clips' frames, then commit their catalog rows in one transaction; returns frames written."""
+        if not self._open:
+            raise RuntimeError("writer is closed")
+        if not items:
+            return 0
+        dim = self.record.dim
+        ids = [cid for cid, _ in items]
+        again = [cid for cid in ids if cid in self._done]
+        if again or len(set(ids)) != len(ids):
+            dup = again[0] if again else next(c for c in ids if ids.count(c) > 1)
+            raise ValueError(f"clip {dup!r} is already stored for {self.record.name}/{self.variant}")
+        arrays = []
+        for cid, a in items:
+            a = np.asarray(a)
+            if a.ndim != 2 or a.shape[1] != dim:
+                raise ValueError(f"clip {cid!r}: frames of shape {a.shape}, expected (n, {dim})")
+            h = a.astype(np.float16, copy=False)
+            if not np.isfinite(h).all():
+                raise ValueError(f"clip {cid!r}: frames are not finite in float16 (overflow or NaN)")
+            arrays.append(h)
+        lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+        starts = self.next_row + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        end = self.next_row + int(lengths.sum())
+        block = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+        # 1. frames (the array's extent first, so zarr's view of it covers them)
+        if self._array.shape[0] != end:
+            self._array.resize((end, dim))
+        if len(block):
+            if self._appender is not None:
+                self._appender.write(self.next_row, block)
+            else:
+                self._array[self.next_row : end] = block
+        # 2. catalog rows, all or nothing
+        import pandas as pd
+
+        df = pd.DataFrame(
+            {
+                "clip_id": ids,
+                "encoder": self.record.name,
+                "variant": self.variant,
+                "row_start": starts.astype(np.int64),
+                "n_frames": lengths.astype(np.int32),
+            }
+        )
+        con = self.catalog.con
+        con.register("_sertool_new_rows", df)
+        try:
+            with self.catalog.transaction():
+                self.catalog.execute("INSERT INTO embeddings (clip_id, encoder, variant, row_start, n_frames) "
+                    "SELECT clip_id, encoder, variant, row_start, n_frames FROM _sertool_new_rows")
+        finally:
+            con.unregister("_sertool_new_rows")
+        self._done.update(ids)
+        self.next_row = end
+        return int(lengths.sum())
+
+
+@dataclass
+class EmbeddingIndex:
+    """Where each clip of one (encoder, variant) lives: numpy arrays, no catalog connection."""
+
+    encoder: str
+    variant: str
+    dim: int
+    clip_ids: np.ndarray  # (N,) object
+    row_start: np.ndarray  # (N,) int64
+    n_frames: np.ndarray  # (N,) int64
+    _lookup: Any = field(default=None, repr=False)
+
+    @classmethod
+    def load(cls, catalog: Catalog, encoder: str, variant: str) -> "EmbeddingIndex":
+        dim = catalog.scalar("SELECT dim FROM encoders WHERE name = ?", [encoder])
+        if dim is None:
+            raise NotFound(f"encoder {encoder!r} is not in the store (run `sertool embed` first)")
+        rows = catalog.execute(
+            "SELECT clip_id, row_start, n_frames FROM embeddings WHERE encoder = ? AND variant = ? "
+            "ORDER BY row_start",
+            [encoder, variant],
+        )
+        if not rows:
+            raise NotFound(f"no embeddings for encoder {encoder!r}, variant {variant!r}")
+        ids, starts, lengths = zip(*rows)
+        return cls(
+            encoder,
+            variant,
+            int(dim),
+            np.array(ids, dtype=object),
+            np.array(starts, dtype=np.int64),
+            np.array(lengths, dtype=np.int64),
+        )
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_lookup": None}
+
+    def locate(self, clip_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(row_start, n_frames) of each clip; NotFound names the first missing ones."""
+        if self._lookup is None:
+            import pandas as pd
+
+            self._lookup = pd.Index(self.clip_ids)
+        pos = self._lookup.get_indexer(list(clip_ids))
+        if (pos < 0).any():
+            missing = [c for c, p in zip(clip_ids, pos) if p < 0]
+            raise NotFound(
+                f"{len(missing)} clip(s) have no {self.encoder}/{self.variant} embeddings, e.g. {missing[:3]}"
+            )
+        return self.row_start[pos], self.n_frames[pos]
+
+
+def pad_batch(frames: Sequence[np.ndarray], dim: int) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Stack ragged [n_i, dim] arrays into a zero-padded float32 (B, T_max, dim) tensor plus lengths (B,)."""
+    import torch
+
+    lengths = np.array([len(f) for f in frames], dtype=np.int64)
+    t_max = int(lengths.max()) if len(lengths) else 0
+    out = np.zeros((len(frames), t_max, dim), dtype=np.float32)  # (B, T, D); calloc: padding is free
+    for i, f in enumerate(frames):
+        out[i, : len(f)] = f
+    return torch.from_numpy(out), torch.from_numpy(lengths)
+
+
+class _ZarrSource:
+    """Fallback for arrays the fast path does not handle (compressed): zarr's own reads."""
+
+    def __init__(self, array_dir: Path) -> None:
+        self.array_dir = array_dir
+        self._arr: Any = None
+
+    def __getstate__(self) -> dict:
+        return {"array_dir": self.array_dir, "_arr": None}
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        if self._arr is None:
+            import zarr
+
+            self._arr = zarr.open_array(self.array_dir, mode="r")
+        return self._arr[start : start + n]
+
+    def view(self, start: int, n: int) -> np.ndarray:
+        return self.read(start, n)
+
+    def close(self) -> None:
+        self._arr = None
+
+
+class EmbeddingReader:
+    """Reads clips' frames: exact fp16 arrays (`read`) or padded float32 batches (`batch`).
+
+    The one read path of the project (the training loader uses it). Holds no catalog connection once
+    its indexes are loaded, and pickles without open files, so it can go to DataLoader workers.
+    """
+
+    def __init__(
+        self,
+        layout: StoreLayout,
+        indexes: Mapping[tuple[str, str], EmbeddingIndex] | None = None,
+        catalog: Catalog | None = None,
+    ) -> None:
+        self.layout = layout
+        self.indexes: dict[tuple[str, str], EmbeddingIndex] = dict(indexes or {})
+        self.catalog = catalog
+        self._sources: dict[tuple[str, str], ShardReader | _ZarrSource] = {}
+
+    def __getstate__(self) -> dict:
+        return {"layout": self.layout, "indexes": self.indexes, "catalog": None, "_sources": {}}
+
+    def close(self) -> None:
+        for s in self._sources.values():
+            s.close()
+        self._sources.clear()
+
+    def index(self, encoder: str, variant: str) -> EmbeddingIndex:
+        """The (encoder, variant) index, loaded on first use (read-only catalog open if none was given)."""
+        key = (encoder, variant)
+        if key not in self.indexes:
+            if self.catalog is not None:
+                self.indexes[key] = EmbeddingIndex.load(self.catalog, encoder, variant)
+            else:
+                with Catalog(self.layout.catalog, read_only=True) as cat:
+                    self.indexes[key] = EmbeddingIndex.load(cat, encoder, variant)
+        return self.indexes[key]
+
+    def _source(self, encoder: str, variant: str) -> ShardReader | _ZarrSource:
+        key = (encoder, variant)
+        src = self._sources.get(key)
+        if src is None:
+            d = self.layout.embeddings / encoder / variant / FRAMES
+            if not (d / "zarr.json").exists():
+                raise NotFound(f"{d}: no embedding array here")
+            layout = ShardLayout.from_metadata(d)
+            src = ShardReader(layout) if layout is not None else _ZarrSource(d)
+            self._sources[key] = src
+        return src
+
+    def _views(self, encoder: str, variant: str, clip_ids: Sequence[str]) -> list[np.ndarray]:
+        starts, lengths = self.index(encoder, variant).locate(clip_ids)
+        src = self._source(encoder, variant)
+        out = []
+        for s, n in zip(starts.tolist(), lengths.tolist()):
+            v = src.view(s, n)
+            out.append(v if isinstance(v, np.ndarray) else src.read(s, n))
+        return out
+
+    def read(self, encoder: str, variant: str, clip_ids: Sequence[str]) -> list[np.ndarray]:
+        """Each clip's frames exactly as stored: [n_frames, dim] float16 copies."""
+        return [np.array(v, copy=True) for v in self._views(encoder, variant, clip_ids)]
+
+    def batch(
+        self, clip_ids: Sequence[str], specs: Sequence[tuple[str, str | Sequence[str]]]
+    ) -> dict[str, tuple["torch.Tensor", "torch.Tensor"]]:
+        """Padded float32 frames (B, T_max, dim) and lengths (B,) per encoder, keyed by encoder name.
+
+        Each spec is (encoder, variant), where variant may also be one name per clip (augmented
+        training picks a variant per clip).
+        """
+        result: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for encoder, variant in specs:
+            if encoder in result:
+                raise ValueError(f"encoder {encoder!r} named twice in one batch")
+            if isinstance(variant, str):
+                views = self._views(encoder, variant, clip_ids)
+                dim = self.index(encoder, variant).dim
+            else:
+                if len(variant) != len(clip_ids):
+                    raise ValueError("one variant per clip expected")
+                views = [None] * len(clip_ids)  # type: ignore[list-item]
+                dim = 0
+                for v in dict.fromkeys(variant):
+                    pos = [i for i, x in enumerate(variant) if x == v]
+                    for i, a in zip(pos, self._views(encoder, v, [clip_ids[i] for i in pos])):
+                        views[i] = a
+                    dim = self.index(encoder, v).dim
+            result[encoder] = pad_batch(views, dim)
+        return result
