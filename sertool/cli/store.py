@@ -1,5 +1,126 @@
-"""`sertool store ...`: inspect and query the feature store."""
+"""`sertool store ...`: inspect, query and split the feature store."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from enum import Enum
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
+
+from ._common import err, out, state
 
 app = typer.Typer(help="Inspect and query the feature store.", no_args_is_help=True)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class SplitBy(str, Enum):
+    speaker = "speaker"
+    clip = "clip"
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        return f"{v:,.1f}" if abs(v) >= 1000 else f"{v:.4g}"
+    return str(v)
+
+
+def _table(title: str | None, cols: list[str], rows: list[tuple]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for c in cols:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*(_cell(v) for v in r))
+    return t
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return str(v)  # dates, decimals, UUIDs
+
+
+@app.command("info")
+def info(ctx: typer.Context) -> None:
+    """Clips per split, class distribution, annotators, transcript coverage, split schemes, embeddings."""
+    from ..store.catalog import Catalog
+    from ..store.summary import store_summary
+
+    layout = state(ctx).layout
+    with Catalog(layout.catalog, read_only=True) as cat:
+        tables = store_summary(cat)
+    out.print(f"Store [bold]{layout.root}[/]", highlight=False)
+    for t in tables:
+        if t.rows:
+            out.print(_table(t.title, t.columns, t.rows))
+        else:
+            out.print(f"[bold]{t.title}[/]: {t.empty_note}", highlight=False)
+
+
+@app.command("query")
+def query(
+    ctx: typer.Context,
+    sql: Annotated[str, typer.Argument(help="SQL to run on the catalog (read-only connection).")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+) -> None:
+    """Run SQL on a read-only connection to the catalog and print the result to stdout."""
+    from ..store.query import read_only_query
+
+    cols, rows = read_only_query(state(ctx).layout.catalog, sql)
+    if fmt is OutputFormat.csv:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(cols)
+        w.writerows([["" if v is None else v for v in r] for r in rows])
+        sys.stdout.write(buf.getvalue())
+    elif fmt is OutputFormat.json:
+        sys.stdout.write(json.dumps([{c: _jsonable(v) for c, v in zip(cols, r)} for r in rows], indent=1) + "\n")
+    else:
+        out.print(_table(None, cols, rows))
+        err.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", highlight=False)
+
+
+@app.command("split")
+def split(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Name of the new split scheme.")],
+    from_split: Annotated[str, typer.Option("--from", help="Corpus split to cut the validation set from.")] = "Train",
+    holdout: Annotated[float, typer.Option("--holdout", help="Share of the --from split's clips to hold out.")] = 0.1,
+    by: Annotated[SplitBy, typer.Option("--by", help="Hold out whole speakers, or single clips.")] = SplitBy.speaker,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same split.")] = 0,
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing scheme of this name.")] = False,
+) -> None:
+    """Derive a split scheme: part of --from becomes Development, the corpus's Development becomes Test-Development."""
+    from ..store.catalog import Catalog
+    from ..store.splits import SplitParams, derive_scheme
+
+    params = SplitParams(from_split=from_split, holdout=holdout, by=by.value, seed=seed)
+    layout = state(ctx).layout
+    if not layout.catalog.exists():
+        from ..errors import NotFound
+
+        raise NotFound(f"{layout.catalog}: no catalog here (run `sertool ingest` first)")
+    with Catalog(layout.catalog) as cat:
+        counts = derive_scheme(cat, name, params, replace=replace)
+    out.print(_table(f"Split scheme {name!r} ({params.to_json()})", ["split", "clips"], list(counts.items())))
+

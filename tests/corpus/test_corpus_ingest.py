@@ -1,0 +1,102 @@
+"""Writing a corpus into the catalog: one transaction, idempotent, ASR transcripts kept, --skip-bad."""
+
+import pytest
+
+from msp_corpus_builders import CONSENSUS, TEST3, VOTES, dump_catalog, make_corpus
+from sertool.corpus.ingest import ingest_msp_podcast
+from sertool.errors import SertoolError
+from sertool.store.catalog import Catalog
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return make_corpus(tmp_path / "podcast")
+
+
+def test_ingest_writes_every_table(tmp_path, corpus):
+    cat = tmp_path / "store" / "catalog.duckdb"
+    report = ingest_msp_podcast(cat, corpus, progress=False)
+    names = {r[0] for r in CONSENSUS} | {r[0] for r in VOTES} | set(TEST3)
+    assert report.clips == len(names) and report.votes == len(VOTES) and report.changed
+    with Catalog(cat, read_only=True) as c:
+        assert c.scalar("SELECT count(*) FROM clips") == len(names)
+        assert c.scalar("SELECT count(*) FROM votes") == len(VOTES)
+        assert c.scalar("SELECT count(*) FROM labels WHERE source = 'corpus'") == len(CONSENSUS)
+        assert c.scalar("SELECT count(*) FROM labels WHERE source = 'votes'") == report.labels_derived > 0
+        assert c.scalar("SELECT count(*) FROM labels WHERE n_annotators IS NULL OR agreement IS NULL") == 0
+        assert c.execute("SELECT corpus, format FROM corpora") == [("podcast", "msp-podcast/emodetail")]
+        assert c.scalar("SELECT count(*) FROM clips WHERE split = 'Test3'") == len(TEST3)
+
+
+def test_reingest_is_idempotent(tmp_path, corpus):
+    cat = tmp_path / "store" / "catalog.duckdb"
+    ingest_msp_podcast(cat, corpus, progress=False)
+    before = dump_catalog(cat)
+    again = ingest_msp_podcast(cat, corpus, progress=False)
+    assert not again.changed
+    assert dump_catalog(cat) == before  # ingested_at included: nothing was rewritten
+
+
+def test_reingest_after_a_fix_replaces_rows_without_duplicates(tmp_path, corpus):
+    cat = tmp_path / "store" / "catalog.duckdb"
+    ingest_msp_podcast(cat, corpus, progress=False)
+    make_corpus(corpus, votes=VOTES[1:])  # one vote withdrawn
+    report = ingest_msp_podcast(cat, corpus, progress=False)
+    assert report.changed
+    with Catalog(cat, read_only=True) as c:
+        assert c.scalar("SELECT count(*) FROM votes") == len(VOTES) - 1
+        assert c.scalar("SELECT count(*) FROM (SELECT clip_id FROM clips GROUP BY 1 HAVING count(*) > 1)") == 0
+        first = VOTES[0][0][:-4]
+        assert c.scalar("SELECT n_annotators FROM labels WHERE clip_id = ?", [first]) == sum(v[0] == VOTES[0][0] for v in VOTES) - 1
+
+
+def test_asr_transcripts_survive_reingest(tmp_path, corpus):
+    cat = tmp_path / "store" / "catalog.duckdb"
+    ingest_msp_podcast(cat, corpus, progress=False)
+    no_text = "MSP-PODCAST_0002_0001"
+    gets_text = "MSP-PODCAST_test3_0002"
+    with Catalog(cat) as c:  # what `sertool transcribe` does
+        c.execute("UPDATE clips SET transcript = 'asr words', transcript_source = 'asr' WHERE clip_id IN (?, ?)",
+                  [no_text, gets_text])
+    (corpus / "Transcripts" / f"{gets_text}.txt").write_text("corpus words\n")
+    report = ingest_msp_podcast(cat, corpus, progress=False)
+    assert report.asr_transcripts_kept == 1
+    with Catalog(cat, read_only=True) as c:
+        rows = dict(c.execute("SELECT clip_id, (transcript, transcript_source) FROM clips WHERE clip_id IN (?, ?)",
+                              [no_text, gets_text]))
+    assert rows[no_text] == ("asr words", "asr")
+    assert rows[gets_text] == ("corpus words", "corpus")  # the corpus's own transcript wins
+    before = dump_catalog(cat)
+    assert not ingest_msp_podcast(cat, corpus, progress=False).changed
+    assert dump_catalog(cat) == before
+
+
+def test_same_clips_under_another_corpus_name_are_refused(tmp_path, corpus):
+    cat = tmp_path / "store" / "catalog.duckdb"
+    ingest_msp_podcast(cat, corpus, progress=False)
+    before = dump_catalog(cat)
+    with pytest.raises(SertoolError, match="already in the catalog as part of corpus 'podcast'"):
+        ingest_msp_podcast(cat, corpus, name="other", progress=False)
+    assert dump_catalog(cat) == before
+
+
+def test_skip_bad_records_missing_and_unreadable_audio(tmp_path, corpus):
+    missing, broken = CONSENSUS[1][0], CONSENSUS[2][0]
+    (corpus / "Audios" / missing).unlink()
+    (corpus / "Audios" / broken).write_bytes(b"RIFF not really a wav")
+    cat = tmp_path / "store" / "catalog.duckdb"
+    seen = []
+    report = ingest_msp_podcast(cat, corpus, skip_bad=True, progress=False, on_skip=seen.append)
+    assert sorted(s.clip_id for s in report.skipped) == sorted([missing[:-4], broken[:-4]]) == sorted(s.clip_id for s in seen)
+    with Catalog(cat, read_only=True) as c:
+        skipped = dict(c.execute("SELECT clip_id, reason FROM skipped"))
+        assert "missing audio" in skipped[missing[:-4]] and "unreadable audio" in skipped[broken[:-4]]
+        for name in (missing, broken):
+            for table in ("clips", "labels", "votes"):
+                assert c.scalar(f"SELECT count(*) FROM {table} WHERE clip_id = ?", [name[:-4]]) == 0
+    # the fixed corpus re-ingests cleanly and the skips go away
+    make_corpus(corpus)
+    ingest_msp_podcast(cat, corpus, progress=False)
+    with Catalog(cat, read_only=True) as c:
+        assert c.scalar("SELECT count(*) FROM skipped") == 0
+        assert c.scalar("SELECT count(*) FROM clips WHERE clip_id = ?", [missing[:-4]]) == 1

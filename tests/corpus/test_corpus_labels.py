@@ -1,0 +1,75 @@
+"""Class words and codes, and how votes become a consensus."""
+
+from collections import Counter
+from statistics import fmean
+
+import pytest
+
+from sertool.corpus.labels import (
+    ALL_CLASSES,
+    TASK1_CLASSES,
+    UnknownClass,
+    agreement,
+    check_attribute,
+    class_code,
+    derive_consensus,
+    plurality,
+)
+
+
+def test_task1_classes_are_the_eight_in_model_order():
+    assert TASK1_CLASSES == ("A", "S", "H", "U", "F", "D", "C", "N")
+    assert ALL_CLASSES[-2:] == ("O", "X")
+
+
+@pytest.mark.parametrize(
+    "token, code",
+    [("Angry", "A"), ("sad", "S"), ("HAPPY", "H"), ("Surprise", "U"), ("Fear", "F"), ("Disgust", "D"),
+     ("Contempt", "C"), ("Neutral", "N"), ("Other", "O"), ("Other-Curious", "O"), ("Other - confused", "O"),
+     ("h", "H"), ("X", "X"), (" N ", "N")],
+)
+def test_class_code_reads_words_and_codes(token, code):
+    assert class_code(token) == code
+
+
+@pytest.mark.parametrize("token", ["Hapy", "Q", "", "Otherwise", "Bored"])
+def test_class_code_rejects_unknown(token):
+    with pytest.raises(UnknownClass):
+        class_code(token)
+
+
+def test_votes_cannot_be_x():
+    with pytest.raises(UnknownClass):
+        class_code("X", allow_x=False)
+
+
+def test_plurality_and_ties():
+    assert plurality(["H", "H", "S"]) == "H"
+    assert plurality(["H", "S"]) == "X"
+    assert plurality(["H", "H", "S", "S", "N"]) == "X"
+    assert plurality([]) == "X"
+
+
+def test_derive_consensus_means_and_agreement():
+    emotions = ["H", "H", "U", "N"]
+    a, v, d = [5.0, 6.0, 7.0, 4.0], [6.0, 7.0, 5.0, None], [4.0, 5.0, 3.0, 4.0]
+    c = derive_consensus(emotions, a, v, d)
+    assert c.emotion == "H"
+    assert c.arousal == pytest.approx(fmean(a))
+    assert c.valence == pytest.approx(fmean([x for x in v if x is not None]))  # a missing rating is skipped
+    assert c.dominance == pytest.approx(fmean(d))
+    assert c.n_annotators == len(emotions)
+    assert c.agreement == pytest.approx(Counter(emotions)["H"] / len(emotions))
+
+
+def test_agreement_of_a_tie_is_the_plurality_share():
+    assert agreement(["F", "D", "F", "D", "N"], "X") == pytest.approx(2 / 5)
+    assert agreement(["F", "D"], "F") == pytest.approx(0.5)
+    assert agreement([], "H") is None
+
+
+@pytest.mark.parametrize("bad", [0.99, 7.01, float("nan")])
+def test_ratings_outside_1_to_7_are_refused(bad):
+    with pytest.raises(ValueError):
+        check_attribute(bad)
+    assert check_attribute(1.0) == 1.0 and check_attribute(7.0) == 7.0
