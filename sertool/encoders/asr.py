@@ -67,8 +67,12 @@ class WhisperASR:
                     num_beams=1,
                     max_new_tokens=max(self.max_new_tokens(len(w)) for w in part),
                 )
-            for k, text in enumerate(self.tokenizer.batch_decode(ids, skip_special_tokens=True)):
-                texts[owner[sl.start + k]].append(text.strip())
+            special = set(self.tokenizer.all_special_ids)
+            for k, row in enumerate(ids.tolist()):
+                # Each window keeps only its own budget, so its text does not depend on its batch-mates.
+                # (generate returns only the new tokens for Whisper, without the forced prompt.)
+                tokens = [t for t in row[: self.max_new_tokens(len(part[k]))] if t not in special]
+                texts[owner[sl.start + k]].append(self.tokenizer.decode(tokens).strip())
         return [" ".join(t for t in parts if t) for parts in texts]
 
 

@@ -214,6 +214,9 @@ def build_tiny(root: Path, texts: Iterable[str]) -> Path:
         WhisperTokenizer,
     )
 
+    from ._hf import quiet_transformers
+
+    quiet_transformers()
     texts = [t for t in texts if t and t.strip()]
     tmp = root.with_name(f"{root.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -8,6 +8,7 @@ convs and the stable-layer-norm encoder, which honour the mask (the group-norm v
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -73,7 +74,9 @@ class WavLMEncoder:
             inputs = self.features(
                 wavs, sampling_rate=SAMPLE_RATE, padding="longest", return_attention_mask=True, return_tensors="pt"
             )
-            with torch.inference_mode():
+            with torch.inference_mode(), warnings.catch_warnings():
+                # WavLM mixes a bool padding mask with its float position bias; torch only nags about it.
+                warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")
                 out = self.model(
                     inputs.input_values.to(self.device),
                     attention_mask=inputs.attention_mask.to(self.device),
