@@ -83,7 +83,9 @@ def write_corpus(catalog: Catalog, records: CorpusRecords) -> IngestReport:
                 "labels": (f"SELECT {', '.join('l.' + c for c in LABEL_COLS)} FROM labels l "
                            "JOIN clips c USING (clip_id) WHERE c.corpus = $c",
                            f"SELECT {', '.join(LABEL_COLS)} FROM _in_labels"),
-                "skipped": (f"SELECT {', '.join(SKIP_COLS)} FROM skipped WHERE corpus = $c",
+                # only the skips ingest owns (clip absent from clips); `embed` records its own for present clips
+                "skipped": (f"SELECT {', '.join(SKIP_COLS)} FROM skipped WHERE corpus = $c "
+                            "AND clip_id NOT IN (SELECT clip_id FROM clips)",
                             f"SELECT {', '.join(SKIP_COLS)} FROM _in_skipped"),
             }
             changed = any(
@@ -141,8 +143,12 @@ def _replace(catalog: Catalog, records: CorpusRecords) -> None:
     own = "SELECT clip_id FROM clips WHERE corpus = $c"
     catalog.execute(f"DELETE FROM votes WHERE clip_id IN ({own}) OR clip_id IN (SELECT clip_id FROM _in_votes)", corpus)
     catalog.execute(f"DELETE FROM labels WHERE clip_id IN ({own}) OR clip_id IN (SELECT clip_id FROM _in_labels)", corpus)
+    catalog.execute(
+        "DELETE FROM skipped WHERE (corpus = $c AND (clip_id NOT IN (SELECT clip_id FROM clips)"
+        " OR clip_id NOT IN (SELECT clip_id FROM _new_clips))) OR clip_id IN (SELECT clip_id FROM _in_skipped)",
+        corpus,
+    )
     catalog.execute("DELETE FROM clips WHERE corpus = $c", corpus)
-    catalog.execute("DELETE FROM skipped WHERE corpus = $c", corpus)
     catalog.execute(f"INSERT INTO clips ({', '.join(CLIP_COLS)}) SELECT {', '.join(CLIP_COLS)} FROM _new_clips")
     catalog.execute(f"INSERT INTO votes ({', '.join(VOTE_COLS)}) SELECT {', '.join(VOTE_COLS)} FROM _in_votes")
     catalog.execute(f"INSERT INTO labels ({', '.join(LABEL_COLS)}) SELECT {', '.join(LABEL_COLS)} FROM _in_labels")

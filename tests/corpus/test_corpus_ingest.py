@@ -100,3 +100,14 @@ def test_skip_bad_records_missing_and_unreadable_audio(tmp_path, corpus):
     with Catalog(cat, read_only=True) as c:
         assert c.scalar("SELECT count(*) FROM skipped") == 0
         assert c.scalar("SELECT count(*) FROM clips WHERE clip_id = ?", [missing[:-4]]) == 1
+
+
+def test_skips_recorded_by_embed_survive_reingest(tmp_path, corpus):
+    """`sertool embed --skip-bad` records clips it could not decode; an unchanged re-ingest keeps them."""
+    cat = tmp_path / "store" / "catalog.duckdb"
+    ingest_msp_podcast(cat, corpus, progress=False)
+    with Catalog(cat) as c:
+        c.execute("INSERT INTO skipped SELECT clip_id, corpus, path, 'decode failed' FROM clips WHERE split = 'Test1'")
+    before = dump_catalog(cat)
+    assert not ingest_msp_podcast(cat, corpus, progress=False).changed
+    assert dump_catalog(cat) == before
