@@ -1,0 +1,318 @@
+"""A small synthetic corpus in the exact MSP-Podcast on-disk layout, with labels a model can learn.
+
+Why: tests, the demo and CI need a corpus without downloads, and later stages (frozen tiny encoders +
+fusion model) must show real learning on it, so the labels are generated from a latent that both the
+audio and the transcript encode.
+
+Layout written under ``out_dir`` (DESIGN.md §1)::
+
+    Audios/MSP-PODCAST_<spk4>_<seg4>.wav      16 kHz mono PCM_16, flat folder
+    Audios/MSP-PODCAST_test3_<NNNN>.wav       challenge test set: audio + transcript, no labels
+    Transcripts/<stem>.txt                    one line
+    Labels/labels_consensus.csv               FileName,EmoClass,EmoAct,EmoVal,EmoDom,SpkrID,Gender,Split_Set
+    Labels/labels_detailed.csv                FileName,EmoDetail (1.11+ format, one row per vote)
+    SYNTHETIC.txt                             marks the folder as ours (safe to regenerate) + parameters
+
+Generating rules:
+
+1. **Speakers.** 12 known speakers (IDs 101-112, Male/Female), 4 of them Development and 8 Train, so the
+   split is speaker-disjoint; 12% of labelled clips have speaker ``Unknown`` (gender ``Unknown``, a
+   fresh random voice each, split Train 70% / Development 30%). Test3 (15% of clips) is spoken by 3
+   further speakers that appear nowhere else and has no label or vote rows at all.
+2. **Latent.** Each clip draws a latent (arousal, valence, dominance) on 1-7 from a mixture: pick a
+   component by class prior (Neutral and Happy most common, as in MSP-Podcast), then a point around
+   that class's prototype (`PROTOTYPES`, sd 0.5). The clip's *region class* is the nearest prototype
+   to the latent, so classes are regions of emotion space: high A + low V + high D Angry, high A +
+   low V + low D Fear, low A + low V Sad, high A + high V Happy, very high A + mid V Surprise, mid A +
+   low V Disgust, low A + mid-low V + high D Contempt, centre Neutral. An "Other" component (5%) sits
+   near the centre and makes annotators answer Other.
+3. **Votes.** 5-8 annotators per clip (distinct workers from a pool of 40). Each perceives
+   latent + N(0, 0.6) per axis, votes the nearest prototype's class (or ``Other[-desc]`` with p 0.05,
+   0.6 for Other-component clips), rates A/V/D as the rounded perceived point (+ N(0, 0.35)) clipped to
+   1-7, and lists 0-2 secondary emotions.
+4. **Consensus** is computed from the votes exactly as the reader derives it: plurality of the primary
+   classes, a tie for the top is ``X``; attributes are the vote means rounded to 4 decimals. The first
+   10 Train clips are steered (their votes redrawn until the consensus comes out right) to be
+   A, S, H, U, F, D, C, N, O and X, so every code appears in Train at any corpus size.
+5. **Audio** encodes arousal (loudness, speaking rate, pitch) and dominance (spectral tilt, pitch);
+   **text** encodes valence (sentiment words) and a little of the class: see
+   `sertool.corpus.synthetic_speech`. Durations 1.5-6 s (log-normal around 3.2 s); clips number 50,
+   150, ... are long (8-11 s) so downstream padding and batching always meet one.
+
+Determinism: one `numpy.random.Generator(seed)` drives every draw in a fixed order; WAVs are PCM_16
+(no timestamps in the header), CSVs use ``\\n`` line endings; same seed -> byte-identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sertool.corpus.synthetic_speech import (
+    SAMPLE_RATE,
+    Voice,
+    random_voice,
+    render_speech,
+    render_transcript,
+)
+from sertool.errors import SertoolError
+
+CONSENSUS_HEADER = ("FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender",
+                    "Split_Set")
+DETAILED_HEADER = ("FileName", "EmoDetail")
+MARKER = "SYNTHETIC.txt"
+GENERATOR_VERSION = 1
+MIN_CLIPS = 20
+
+TASK_CLASSES = ("A", "S", "H", "U", "F", "D", "C", "N")
+CLASS_WORDS = {"A": "Angry", "S": "Sad", "H": "Happy", "U": "Surprise", "F": "Fear", "D": "Disgust",
+               "C": "Contempt", "N": "Neutral", "O": "Other"}
+# Class prototypes in (arousal, valence, dominance), 1-7. Nearest prototype = region class.
+PROTOTYPES = {
+    "A": (5.6, 2.3, 5.6),
+    "S": (2.4, 2.4, 3.0),
+    "H": (5.0, 5.8, 4.6),
+    "U": (6.2, 4.4, 4.0),
+    "F": (5.4, 2.6, 2.6),
+    "D": (4.2, 2.2, 4.6),
+    "C": (3.2, 3.0, 5.6),
+    "N": (4.0, 4.0, 4.0),
+}
+_PROTO = np.array([PROTOTYPES[c] for c in TASK_CLASSES])  # (8, 3)
+# Mixture weights of the latent's components: 8 classes then the "Other" component.
+COMPONENT_PRIOR = {"A": 0.12, "S": 0.12, "H": 0.18, "U": 0.08, "F": 0.07, "D": 0.08, "C": 0.08,
+                   "N": 0.22, "O": 0.05}
+LATENT_SD = 0.5
+PERCEPTION_SD = 0.6
+RATING_SD = 0.35
+P_OTHER, P_OTHER_COMPONENT = 0.05, 0.6
+OTHER_WORDS = ("Other", "Other-Curious", "Other-Bored", "Other-Sarcastic", "Other-Tired")
+SECONDARY = {
+    "A": ("Frustrated", "Annoyed", "Disgust", "Contempt"),
+    "S": ("Disappointed", "Depressed", "Concerned"),
+    "H": ("Excited", "Amused"),
+    "U": ("Excited", "Confused", "Amused"),
+    "F": ("Concerned", "Confused"),
+    "D": ("Annoyed", "Contempt", "Frustrated"),
+    "C": ("Annoyed", "Disgust", "Frustrated"),
+    "N": ("Concerned", "Confused"),
+    "O": ("Confused", "Concerned", "Amused"),
+}
+N_KNOWN_SPEAKERS, N_DEV_SPEAKERS, N_TEST3_SPEAKERS = 12, 4, 3
+P_UNKNOWN_SPEAKER, TEST3_FRACTION = 0.12, 0.15
+WORKER_POOL = 40
+STEERED = ("A", "S", "H", "U", "F", "D", "C", "N", "O", "X")
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One annotator's answer, as the `EmoDetail` string carries it."""
+
+    worker: str
+    primary: str  # class word as annotators write it (Angry, ..., Other-Curious)
+    secondary: tuple[str, ...]
+    arousal: float
+    valence: float
+    dominance: float
+
+    def emo_detail(self) -> str:
+        return (f"{self.worker}; {self.primary}; {','.join(self.secondary)}; "
+                f"A:{self.arousal:.1f}; V:{self.valence:.1f}; D:{self.dominance:.1f};")
+
+
+@dataclass(frozen=True)
+class Speaker:
+    spkr_id: str  # as written in SpkrID ("Unknown" for unidentified speakers)
+    gender: str
+    prefix: str  # the <spk4> part of file names
+    split: str
+    voice: Voice | None  # None: a fresh voice per clip (unknown speakers)
+
+
+@dataclass(frozen=True)
+class Consensus:
+    emotion: str  # class code, O or X
+    arousal: float
+    valence: float
+    dominance: float
+
+
+def primary_code(word: str) -> str:
+    """Class word (``Other-Curious`` included) -> class code."""
+    if word.startswith("Other"):
+        return "O"
+    return next(code for code, w in CLASS_WORDS.items() if w == word)
+
+
+def consensus_of(votes: list[Vote]) -> Consensus:
+    """Plurality of the primary classes (a tie for the top -> X); attributes = vote means, 4 decimals."""
+    counts = Counter(primary_code(v.primary) for v in votes).most_common()
+    tie = len(counts) > 1 and counts[0][1] == counts[1][1]
+    mean = [round(float(np.mean([getattr(v, a) for v in votes])), 4)
+            for a in ("arousal", "valence", "dominance")]
+    return Consensus("X" if tie else counts[0][0], *mean)
+
+
+def region_class(latent: np.ndarray) -> str:
+    """The class whose prototype is nearest to this (arousal, valence, dominance) point."""
+    return TASK_CLASSES[int(np.argmin(((_PROTO - latent) ** 2).sum(axis=1)))]
+
+
+def write_synthetic_corpus(out_dir: Path, n_clips: int = 240, seed: int = 0) -> Path:
+    """Write an MSP-Podcast-layout corpus of ``n_clips`` clips (Test3 included) under ``out_dir``.
+
+    Returns the corpus root (``out_dir``). A folder that holds a previous synthetic corpus is
+    regenerated; any other non-empty folder is refused, so user data is never overwritten.
+    """
+    out_dir = Path(out_dir)
+    if n_clips < MIN_CLIPS:
+        raise SertoolError(f"synthetic corpus needs at least {MIN_CLIPS} clips, got {n_clips}")
+    _prepare(out_dir)
+    rng = np.random.default_rng(seed)
+    speakers = _speakers(rng)
+    workers = [f"WORKER{w:05d}" for w in rng.choice(np.arange(1, 100_000), WORKER_POOL, replace=False)]
+
+    n_test3 = int(round(TEST3_FRACTION * n_clips))
+    known = [s for s in speakers if s.split in ("Train", "Development")]
+    train_side = [s for s in known if s.split == "Train"]
+    speaker_weights = rng.dirichlet(np.full(len(known), 3.0))
+    unknown = {split: Speaker("Unknown", "Unknown", f"{900 + i:04d}", split, None)
+               for i, split in enumerate(("Train", "Development"))}
+    test3_speakers = [s for s in speakers if s.split == "Test3"]
+
+    segments: Counter[str] = Counter()
+    consensus_rows, detailed_rows = [], []
+    (out_dir / "Audios").mkdir(parents=True)
+    (out_dir / "Transcripts").mkdir()
+    (out_dir / "Labels").mkdir()
+    import soundfile as sf
+
+    for i in range(n_clips):
+        labelled = i < n_clips - n_test3
+        steer = STEERED[i] if i < len(STEERED) else None
+        # Who speaks, and in which split.
+        if not labelled:
+            speaker = test3_speakers[rng.integers(len(test3_speakers))]
+            stem = f"MSP-PODCAST_test3_{i - (n_clips - n_test3) + 1:04d}"
+        else:
+            if rng.random() < P_UNKNOWN_SPEAKER:
+                speaker = unknown["Train" if steer or rng.random() < 0.7 else "Development"]
+            elif steer:  # steered clips must land in Train
+                speaker = train_side[rng.integers(len(train_side))]
+            else:
+                speaker = known[rng.choice(len(known), p=speaker_weights)]
+            segments[speaker.prefix] += 1
+            stem = f"MSP-PODCAST_{speaker.prefix}_{segments[speaker.prefix]:04d}"
+        voice = speaker.voice or random_voice(rng, speaker.gender)
+
+        latent, component = _draw_latent(rng, steer)
+        if labelled:
+            votes = _draw_votes(rng, latent, component, workers, steer)
+            c = consensus_of(votes)
+            consensus_rows.append((stem + ".wav", c.emotion, repr(c.arousal), repr(c.valence),
+                                   repr(c.dominance), speaker.spkr_id, speaker.gender, speaker.split))
+            detailed_rows.extend((stem + ".wav", v.emo_detail()) for v in votes)
+
+        duration = _draw_duration(rng, long=i % 100 == 50)
+        audio = render_speech(rng, duration, latent[0], latent[2], voice)
+        text = render_transcript(rng, latent[1], region_class(latent), duration)
+        sf.write(out_dir / "Audios" / f"{stem}.wav", audio, SAMPLE_RATE, subtype="PCM_16",
+                 format="WAV")
+        (out_dir / "Transcripts" / f"{stem}.txt").write_text(text + "\n", encoding="utf-8",
+                                                              newline="\n")
+
+    _write_csv(out_dir / "Labels" / "labels_consensus.csv", CONSENSUS_HEADER, sorted(consensus_rows))
+    # Stable sort by file name keeps each clip's votes in annotator order.
+    _write_csv(out_dir / "Labels" / "labels_detailed.csv", DETAILED_HEADER,
+               sorted(detailed_rows, key=lambda row: row[0]))
+    (out_dir / MARKER).write_text(
+        f"sertool synthetic corpus (MSP-Podcast layout)\ngenerator_version={GENERATOR_VERSION}\n"
+        f"clips={n_clips}\nseed={seed}\n", encoding="utf-8", newline="\n")
+    return out_dir
+
+
+def _prepare(out_dir: Path) -> None:
+    """Refuse to write into a folder of someone else's files; clear a previous synthetic corpus."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SertoolError(f"{out_dir}: exists and is not a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not (out_dir / MARKER).is_file():
+            raise SertoolError(f"{out_dir}: directory is not empty and holds no synthetic corpus "
+                               f"({MARKER} missing); choose an empty or new directory")
+        for name in ("Audios", "Transcripts", "Labels"):
+            if (out_dir / name).is_dir():
+                shutil.rmtree(out_dir / name)
+        (out_dir / MARKER).unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _speakers(rng: np.random.Generator) -> list[Speaker]:
+    """12 known speakers (4 Development, 8 Train) then 3 Test3-only speakers."""
+    dev = set(rng.choice(N_KNOWN_SPEAKERS, N_DEV_SPEAKERS, replace=False).tolist())
+    out = []
+    for k in range(N_KNOWN_SPEAKERS + N_TEST3_SPEAKERS):
+        gender = ("Male", "Female")[k % 2]
+        split = "Test3" if k >= N_KNOWN_SPEAKERS else ("Development" if k in dev else "Train")
+        out.append(Speaker(str(101 + k), gender, f"{101 + k:04d}", split, random_voice(rng, gender)))
+    return out
+
+
+def _draw_latent(rng: np.random.Generator, steer: str | None) -> tuple[np.ndarray, str]:
+    """(latent A/V/D, mixture component). Steered X clips sit halfway between two prototypes."""
+    if steer == "X":
+        a, b = rng.choice(len(TASK_CLASSES), 2, replace=False)
+        return (_PROTO[a] + _PROTO[b]) / 2.0, "X"
+    if steer is not None:
+        component = steer
+    else:
+        names = list(COMPONENT_PRIOR)
+        component = names[rng.choice(len(names), p=np.array(list(COMPONENT_PRIOR.values())))]
+    if component == "O":
+        centre, sd = np.full(3, 4.0), 0.8
+    else:
+        centre, sd = np.array(PROTOTYPES[component]), LATENT_SD * (0.5 if steer else 1.0)
+    return np.clip(centre + rng.normal(0.0, sd, size=3), 1.3, 6.7), component
+
+
+def _draw_votes(rng: np.random.Generator, latent: np.ndarray, component: str, workers: list[str],
+                steer: str | None) -> list[Vote]:
+    """5-8 annotators (an even number for steered X clips); redrawn until a steered clip agrees."""
+    for _ in range(1000):
+        n = int(rng.choice([6, 8])) if steer == "X" else int(rng.integers(5, 9))
+        chosen = rng.choice(len(workers), n, replace=False)
+        p_other = P_OTHER_COMPONENT if component == "O" else P_OTHER
+        votes = []
+        for w in chosen:
+            seen = latent + rng.normal(0.0, PERCEPTION_SD, size=3)
+            if rng.random() < p_other:
+                code, word = "O", OTHER_WORDS[rng.integers(len(OTHER_WORDS))]
+            else:
+                code = region_class(seen)
+                word = CLASS_WORDS[code]
+            pool = SECONDARY[code]
+            n_sec = min(len(pool), int(rng.choice(3, p=[0.3, 0.45, 0.25])))
+            secondary = tuple(pool[j] for j in rng.choice(len(pool), n_sec, replace=False))
+            rating = np.clip(np.round(seen + rng.normal(0.0, RATING_SD, size=3)), 1, 7)
+            votes.append(Vote(workers[w], word, secondary, *map(float, rating)))
+        if steer is None or consensus_of(votes).emotion == steer:
+            return votes
+    raise RuntimeError(f"could not steer a synthetic clip to class {steer}")  # a generator bug
+
+
+def _draw_duration(rng: np.random.Generator, long: bool) -> float:
+    """Speech-like: log-normal around 3.2 s, clipped to 1.5-6 s; a long clip is 8-11 s."""
+    if long:
+        return float(rng.uniform(8.0, 11.0))
+    return float(np.clip(rng.lognormal(np.log(3.2), 0.4), 1.5, 6.0))
+
+
+def _write_csv(path: Path, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
