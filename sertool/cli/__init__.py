@@ -42,6 +42,14 @@ from . import transcribe as _transcribe  # noqa: E402
 
 app.command("transcribe")(_transcribe.transcribe)
 
+from . import embed as _embed  # noqa: E402
+
+app.command("embed")(_embed.embed)
+
+from . import runs as _runs  # noqa: E402
+
+_runs.register(app)
+
 
 def main() -> None:
     app()

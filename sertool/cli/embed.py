@@ -1,0 +1,67 @@
+"""`sertool embed`: frozen-encoder embeddings (clean and augmented variants) into the feature store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import err, out, state
+
+
+def _names(value: str | None) -> tuple[str, ...]:
+    return tuple(n.strip() for n in (value or "").split(",") if n.strip())
+
+
+def embed(
+    ctx: typer.Context,
+    preset: Annotated[str, typer.Option(help="Encoder weights: tiny (offline) or paper (real checkpoints).")] = "tiny",
+    encoders: Annotated[str, typer.Option(help="Comma-separated encoders.")] = "whisper,wavlm,roberta",
+    layer: Annotated[Optional[int], typer.Option(help="Hidden layer to take (default: the last).")] = None,
+    model_dir: Annotated[
+        Optional[Path], typer.Option(help="Local directory of the paper checkpoints (else the HF cache).")
+    ] = None,
+    augment: Annotated[
+        str, typer.Option(help="Augmented variants to store besides clean: any of noise,reverb,gain.")
+    ] = "",
+    device: Annotated[str, typer.Option(help="cpu or cuda (bf16/fp16 autocast on cuda).")] = "cpu",
+    batch_seconds: Annotated[
+        Optional[float], typer.Option(help="Padded seconds of audio per forward pass (length bucketing).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Augmentation seed.")] = 0,
+    splits: Annotated[Optional[str], typer.Option(help="Only clips of these splits (comma-separated).")] = None,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Record unreadable audio in `skipped` and go on.")
+    ] = False,
+) -> None:
+    """Embed every clip with the frozen encoders; resumable (a rerun does only what is missing)."""
+    from ..embed.pipeline import DEFAULT_BATCH_SECONDS, EmbedConfig, embed_store
+
+    cfg = EmbedConfig(
+        preset=preset,
+        encoders=_names(encoders),
+        layer=layer,
+        model_dir=model_dir,
+        augment=_names(augment),
+        device=device,
+        batch_seconds=batch_seconds if batch_seconds is not None else DEFAULT_BATCH_SECONDS,
+        seed=seed,
+        splits=_names(splits) or None,
+        skip_bad=skip_bad,
+    )
+    report = embed_store(state(ctx).layout, cfg, console=err)
+    for clip_id, path, reason in report.skipped:
+        err.print(f"skipped {clip_id} ({path}): {reason}", highlight=False)
+    if report.nothing_to_do:
+        out.print(f"nothing to do: all {len(report.units)} encoder/variant sets are complete")
+        return
+    from rich.table import Table
+
+    table = Table(title="embedded")
+    for col in ("encoder", "variant", "new clips", "already", "frames", "clips/s"):
+        table.add_column(col, justify="left" if col in ("encoder", "variant") else "right")
+    for u in report.units:
+        rate = f"{u.written / u.seconds:.1f}" if u.seconds > 0 else "-"
+        table.add_row(u.encoder, u.variant, str(u.written), str(u.already), str(u.frames), rate)
+    out.print(table)

@@ -1,0 +1,376 @@
+"""`sertool embed`: every clip of the catalog through every frozen encoder, into the store.
+
+The work is a list of units, one per (encoder, variant): `clean` for every encoder, plus each
+augmentation for audio encoders. Text encoders see only the transcript, which augmenting the audio does
+not change, so they have `clean` only; readers of an augmented variant take a text encoder's `clean`
+frames (`text_variant`).
+
+Batches come from length bucketing: clips sorted by duration are packed while the batch's *padded*
+audio (batch size x longest clip; for Whisper each clip is a 30 s window) stays within
+`batch_seconds`. The bucket plan is made over all planned clips, before finished clips are dropped, so a
+resumed run sees the same batches as an uninterrupted one and writes bit-identical frames.
+
+Crash safety: each batch is one `writer.write` call — arrays first, then one catalog transaction — so a
+kill leaves every batch either committed or invisible; a rerun skips committed clips and overwrites the
+orphaned frames past the last committed row. The catalog is opened read-write for the whole run, so a
+second `sertool embed` on the same store stops at once with `StoreInUse`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import BadInput, NotFound, SertoolError
+from ..store.catalog import Catalog
+from ..store.layout import StoreLayout
+from .augment import CLEAN, augment, check_variants
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..encoders.base import Encoder
+
+WHISPER_WINDOW_S = 30.0
+"""Whisper's encoder takes exactly 30 s of audio (3000 mel frames): every clip costs whole windows."""
+
+DEFAULT_BATCH_SECONDS = 320.0
+"""Padded seconds of audio per forward call: ~10 Whisper windows, ~60 five-second clips for WavLM."""
+
+
+# -- what to embed -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClipJob:
+    """One clip as the pipeline needs it."""
+
+    clip_id: str
+    path: Path
+    """Absolute audio path (catalog paths relative to their corpus root are resolved)."""
+    duration_s: float
+    transcript: str | None
+
+
+def plan_clips(catalog: Catalog, splits: Sequence[str] | None = None) -> list[ClipJob]:
+    """Clips of the catalog to embed, in a stable order (clip id); clips in `skipped` are left out."""
+    sql = """
+        SELECT c.clip_id, c.path, co.root, c.duration_s, c.transcript
+        FROM clips c LEFT JOIN corpora co ON co.corpus = c.corpus
+        WHERE c.clip_id NOT IN (SELECT clip_id FROM skipped)
+    """
+    params: list[Any] = []
+    if splits:
+        sql += f" AND c.split IN ({', '.join('?' * len(splits))})"
+        params += list(splits)
+    rows = catalog.execute(sql + " ORDER BY c.clip_id", params)
+    jobs = []
+    for clip_id, path, root, duration, transcript in rows:
+        p = Path(path)
+        if not p.is_absolute() and root:
+            p = Path(root) / p
+        jobs.append(ClipJob(clip_id, p, float(duration) if duration is not None else math.nan, transcript))
+    return jobs
+
+
+def padded_seconds(kind: str, duration_s: float) -> float:
+    """Seconds of audio the encoder really processes for one clip (Whisper pads to whole 30 s windows)."""
+    if kind == "whisper":
+        return WHISPER_WINDOW_S * max(1, math.ceil(duration_s / WHISPER_WINDOW_S))
+    return duration_s
+
+
+def bucket_batches(
+    clips: Sequence[ClipJob], batch_seconds: float, kind: str = "wavlm"
+) -> list[list[ClipJob]]:
+    """Length bucketing: sort by duration and pack each batch while `len(batch) * longest padded clip`
+    stays within `batch_seconds` (a clip longer than that goes alone). Every clip lands in exactly one
+    batch; the order only depends on the clips, so the plan is the same in every run."""
+    if batch_seconds <= 0:
+        raise SertoolError(f"--batch-seconds must be positive, got {batch_seconds}")
+    ordered = sorted(clips, key=lambda c: (c.duration_s, c.clip_id))
+    batches: list[list[ClipJob]] = []
+    cur: list[ClipJob] = []
+    for clip in ordered:
+        cost = padded_seconds(kind, clip.duration_s)  # sorted ascending: the newcomer is the longest
+        if cur and (len(cur) + 1) * cost > batch_seconds:
+            batches.append(cur)
+            cur = []
+        cur.append(clip)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def text_variant(modality: str, variant: str) -> str:
+    """The variant whose frames a reader should take: text encoders only have `clean` (the transcript of
+    an augmented clip is the clean transcript), audio encoders have every variant."""
+    return CLEAN if modality == "text" else variant
+
+
+# -- configuration and report ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Everything `sertool embed` was asked to do."""
+
+    preset: str = "tiny"
+    """`tiny` (offline, built into the store) or `paper` (the real checkpoints)."""
+    encoders: tuple[str, ...] = ("whisper", "wavlm", "roberta")
+    layer: int | None = None
+    """Hidden layer to take (None = each encoder's last)."""
+    model_dir: Path | None = None
+    """Local directory of the paper checkpoints (otherwise the Hugging Face cache)."""
+    augment: tuple[str, ...] = ()
+    """Augmented variants to store besides `clean`: any of noise, reverb, gain."""
+    device: str = "cpu"
+    batch_seconds: float = DEFAULT_BATCH_SECONDS
+    seed: int = 0
+    """Global augmentation seed; each clip's augmentation derives from (seed, clip id, variant)."""
+    splits: tuple[str, ...] | None = None
+    """Only clips of these corpus splits (None = all)."""
+    skip_bad: bool = False
+    """Record unreadable audio in `skipped` and go on, instead of stopping with `BadInput`."""
+
+    def __post_init__(self) -> None:
+        from ..encoders.presets import KINDS
+
+        unknown = [e for e in self.encoders if e not in KINDS]
+        if unknown or not self.encoders:
+            raise SertoolError(f"unknown encoder {', '.join(unknown) or '(none)'}: choose from {', '.join(KINDS)}")
+        check_variants(list(self.augment))
+        if not self.batch_seconds > 0:
+            raise SertoolError(f"--batch-seconds must be positive, got {self.batch_seconds}")
+
+
+@dataclass
+class UnitReport:
+    """What happened to one (encoder, variant)."""
+
+    encoder: str
+    variant: str
+    already: int
+    written: int
+    frames: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class EmbedReport:
+    units: list[UnitReport] = field(default_factory=list)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    """(clip_id, path, reason) of unreadable clips recorded in `skipped` (with `skip_bad`)."""
+
+    @property
+    def written(self) -> int:
+        return sum(u.written for u in self.units)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.written == 0
+
+
+# -- checks before any work --------------------------------------------------------------------------
+
+def check_transcripts(layout: StoreLayout, clips: Sequence[ClipJob]) -> None:
+    """Text encoders need a transcript for every clip: fail before any work, naming the first clip."""
+    missing = [c for c in clips if c.transcript is None or not c.transcript.strip()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise BadInput(
+            layout.catalog,
+            f"clip {missing[0].clip_id}{more} has no transcript for roberta; run `sertool transcribe` "
+            "first, or leave roberta out (--encoders whisper,wavlm)",
+            field="transcript",
+        )
+
+
+def check_audio(clips: Sequence[ClipJob]) -> tuple[list[ClipJob], list[tuple[ClipJob, str]]]:
+    """Read every clip's header (cheap: no decode) so a bad file stops the run before anything is
+    written. Returns the readable clips (durations filled from the header) and the bad ones."""
+    import soundfile as sf
+
+    good, bad = [], []
+    for c in clips:
+        try:
+            info = sf.info(str(c.path))
+            if info.frames == 0:
+                raise ValueError("audio file has no samples")
+        except Exception as e:
+            bad.append((c, str(e).strip() or type(e).__name__))
+            continue
+        if math.isnan(c.duration_s):
+            c = ClipJob(c.clip_id, c.path, info.frames / info.samplerate, c.transcript)
+        good.append(c)
+    return good, bad
+
+
+def record_skips(catalog: Catalog, bad: Sequence[tuple[ClipJob, str]]) -> None:
+    """Bad clips go to `skipped` in one transaction (the same table `ingest --skip-bad` fills)."""
+    with catalog.transaction():
+        for clip, reason in bad:
+            catalog.execute(
+                "INSERT OR IGNORE INTO skipped SELECT clip_id, corpus, path, ? FROM clips WHERE clip_id = ?",
+                [f"embed: unreadable audio: {reason}", clip.clip_id],
+            )
+
+
+# -- running -----------------------------------------------------------------------------------------
+
+def _autocast(device: str):
+    """bf16 (or fp16 on older GPUs) autocast on CUDA; full precision on CPU."""
+    if not device.startswith("cuda"):
+        return nullcontext()
+    import torch
+
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def _batch_inputs(encoder: "Encoder", batch: list[ClipJob], *, variant: str, seed: int) -> list:
+    from ..encoders.audio import load_audio
+
+    if encoder.modality == "text":
+        return [c.transcript for c in batch]
+    return [augment(load_audio(c.path), variant, clip_id=c.clip_id, seed=seed) for c in batch]
+
+
+def _prefetched(fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
+    """(item, fn(item)) in order, computing the next item's input on a thread while the caller works:
+    audio decoding and augmentation overlap the forward pass."""
+    if not items:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sertool-load") as pool:
+        fut = pool.submit(fn, items[0])
+        for i, item in enumerate(items):
+            result = fut.result()
+            if i + 1 < len(items):
+                fut = pool.submit(fn, items[i + 1])
+            yield item, result
+
+
+def load_encoders(layout: StoreLayout, cfg: EmbedConfig, texts: Sequence[str]) -> list["Encoder"]:
+    """The requested encoders, built with the preset's weights (tiny ones are built on first use)."""
+    from ..encoders.registry import load_encoder
+
+    return [
+        load_encoder(
+            kind, cfg.preset, model_dir=cfg.model_dir, layer=cfg.layer, device=cfg.device,
+            store_models_dir=layout.models, texts=texts,
+        )
+        for kind in cfg.encoders
+    ]
+
+
+def units_for(encoder: "Encoder", augment_: Sequence[str]) -> list[str]:
+    """Variants one encoder stores: text encoders have `clean` only (see module docstring)."""
+    return [CLEAN] if encoder.modality == "text" else [CLEAN, *augment_]
+
+
+def embed_store(
+    layout: StoreLayout,
+    cfg: EmbedConfig,
+    *,
+    console: "Console | None" = None,
+    encoders: Sequence["Encoder"] | None = None,
+) -> EmbedReport:
+    """Embed every planned clip with every requested encoder and variant; resumable and idempotent.
+
+    `console` shows a rich progress bar (clips/s, ETA) when given. `encoders` overrides loading from
+    the preset (benchmarks and tests reuse loaded models).
+    """
+    from ..store.embeddings import EmbeddingStore
+
+    report = EmbedReport()
+    with Catalog(layout.catalog) as catalog:  # read-write for the whole run: one embedder per store
+        clips = plan_clips(catalog, cfg.splits)
+        if not clips:
+            where = f" in split(s) {', '.join(cfg.splits)}" if cfg.splits else ""
+            raise NotFound(f"{layout.catalog}: no clips{where} to embed (run `sertool ingest` first)")
+        if "roberta" in cfg.encoders:
+            check_transcripts(layout, clips)
+        if any(k != "roberta" for k in cfg.encoders):
+            clips, bad = check_audio(clips)
+            if bad and not cfg.skip_bad:
+                clip, reason = bad[0]
+                more = f" ({len(bad) - 1} more unreadable; --skip-bad records and skips them)" if len(bad) > 1 else ""
+                raise BadInput(clip.path, f"cannot read audio ({reason}){more}", field="audio")
+            if bad:
+                record_skips(catalog, bad)
+                report.skipped = [(c.clip_id, str(c.path), r) for c, r in bad]
+        if encoders is None:
+            encoders = load_encoders(layout, cfg, [c.transcript for c in clips if c.transcript])
+        store = EmbeddingStore(layout)
+
+        with ExitStack() as stack:
+            # Open every unit's writer first: a fingerprint mismatch stops the run before any work, and
+            # each writer knows which clips its (encoder, variant) already holds.
+            todo: list[tuple["Encoder", str, Any, list[list[ClipJob]]]] = []
+            for enc in encoders:
+                plan = bucket_batches(clips, cfg.batch_seconds, enc.kind)
+                for variant in units_for(enc, cfg.augment):
+                    writer = stack.enter_context(store.open_writer(catalog, enc.record, variant))
+                    done = writer.done()
+                    batches = [b for b in ([c for c in b if c.clip_id not in done] for b in plan) if b]
+                    todo.append((enc, variant, writer, batches))
+                    left = sum(map(len, batches))
+                    report.units.append(UnitReport(enc.record.name, variant, already=len(clips) - left, written=0))
+            total = sum(sum(map(len, b)) for *_, b in todo)
+
+            with _progress(console, total) as progress:
+                task = progress.add_task("embedding", total=total)
+                for (enc, variant, writer, batches), unit in zip(todo, report.units):
+                    if not batches:
+                        continue
+                    progress.update(task, description=f"{enc.record.name}/{variant}")
+                    t0 = time.perf_counter()
+                    loader = partial(_batch_inputs, enc, variant=variant, seed=cfg.seed)
+                    for batch, inputs in _prefetched(loader, batches):
+                        with _autocast(cfg.device):
+                            frames = enc.embed(inputs)
+                        writer.write([(c.clip_id, np.asarray(f, dtype=np.float32)) for c, f in zip(batch, frames)])
+                        unit.written += len(batch)
+                        unit.frames += sum(int(f.shape[0]) for f in frames)
+                        progress.advance(task, len(batch))
+                    unit.seconds = time.perf_counter() - t0
+    return report
+
+
+def _progress(console: "Console | None", total: int):
+    """A rich progress bar on `console` (stderr) with clips/s and ETA; disabled without a console."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class ClipsPerSecond(ProgressColumn):
+        def render(self, task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:.1f} clips/s" if speed else "- clips/s", style="progress.data.speed")
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        ClipsPerSecond(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=console is None or total == 0,
+        transient=False,
+    )
