@@ -418,6 +418,25 @@ class Tracker:
     def get_run(self, run_id: str) -> RunInfo:
         return RunInfo.from_mlflow(self._get_mlflow_run(run_id))
 
+    def resolve_run(self, ref: str, experiment: str | None = None) -> RunInfo:
+        """A run named by the user: its full id, a unique run name, or a unique id prefix (as `sertool runs` shows)."""
+        if re.fullmatch(r"[0-9a-f]{32}", ref):
+            return self.get_run(ref)
+        escaped = ref.replace("'", "\\'")
+        by_name = self.find_runs(experiment, f"attributes.run_name = '{escaped}'", max_results=10)
+        if len(by_name) == 1:
+            return by_name[0]
+        if len(by_name) > 1:
+            ids = ", ".join(r.run_id[:8] for r in by_name)
+            raise SertoolError(f"several runs are named {ref!r} ({ids}); give a run id instead")
+        if re.fullmatch(r"[0-9a-f]{4,31}", ref):
+            hits = [r for r in self.find_runs(experiment, max_results=50_000) if r.run_id.startswith(ref)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise SertoolError(f"run id prefix {ref!r} is ambiguous ({len(hits)} runs); give more characters")
+        raise NotFound(f"no run {ref!r} (id, id prefix or name) in experiment {experiment or self.experiment!r}")
+
     def find_runs(
         self,
         experiment: str | None = None,

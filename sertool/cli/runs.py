@@ -1,0 +1,112 @@
+"""`sertool runs` and `sertool ui`: browse tracked runs in the terminal or in MLflow's UI."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+from rich import box
+from rich.table import Table
+
+from ._common import err, out, state
+
+
+class Kind(str, Enum):
+    train = "train"
+    sweep = "sweep"
+    ensemble = "ensemble"
+
+
+# (column title, metric names tried in order: a training run's best_* first, an ensemble's dev_*)
+_METRIC_COLUMNS: list[tuple[str, tuple[str, ...]]] = [
+    ("F1", ("best_dev_f1_macro", "dev_f1_macro")),
+    ("Aro", ("best_dev_ccc_arousal", "dev_ccc_arousal")),
+    ("Val", ("best_dev_ccc_valence", "dev_ccc_valence")),
+    ("Dom", ("best_dev_ccc_dominance", "dev_ccc_dominance")),
+    ("CCC mean", ("best_dev_ccc_mean", "dev_ccc_mean")),
+]
+
+
+def runs(
+    ctx: typer.Context,
+    experiment: Annotated[
+        Optional[str], typer.Option("--experiment", "-e", help="Experiment name (default: the store's).")
+    ] = None,
+    sort: Annotated[
+        Optional[str],
+        typer.Option(
+            "--sort",
+            help="Metric to sort by, best first: a name (best_dev_ccc_valence) or a short one "
+            "(f1, ccc, ccc_valence, arousal, ...). Default: newest first.",
+        ),
+    ] = None,
+    ascending: Annotated[bool, typer.Option("--asc", help="Sort ascending (e.g. for losses).")] = False,
+    kind: Annotated[Optional[Kind], typer.Option("--kind", help="Only runs of this kind.")] = None,
+    filter_string: Annotated[
+        str, typer.Option("--filter", help="MLflow search filter, e.g. \"params.lr = '1e-05'\".")
+    ] = "",
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many runs.")] = 50,
+) -> None:
+    """List tracked runs with their best dev metrics (Run: an id prefix that `--init-from` etc. accept)."""
+    from ..tracking import Tracker
+    from ..tracking.names import metric_for_sort
+
+    tracker = Tracker(experiment=experiment, store_root=state(ctx).layout.root)
+    order_by = ["attributes.start_time DESC"]
+    sort_metric = None
+    if sort:
+        sort_metric = metric_for_sort(sort)
+        quoted = sort_metric if re.fullmatch(r"\w+", sort_metric) else f"`{sort_metric}`"
+        order_by = [f"metrics.{quoted} {'ASC' if ascending else 'DESC'}", *order_by]
+    found = tracker.find_runs(
+        filter_string=filter_string, order_by=order_by, max_results=limit, kind=kind.value if kind else None
+    )
+    if not found:
+        err.print(f"no runs in experiment {tracker.experiment!r} ({tracker.uri})")
+        return
+
+    columns = list(_METRIC_COLUMNS)
+    if sort_metric and not any(sort_metric in names for _, names in columns):
+        columns.append((sort_metric, (sort_metric,)))
+    table = Table(
+        title=f"{experiment or tracker.experiment}", caption=tracker.uri, title_justify="left", box=box.SIMPLE_HEAD
+    )
+    table.add_column("Name", overflow="fold")
+    table.add_column("Run", no_wrap=True)
+    for title in ("Kind", "Stage", "Status"):
+        table.add_column(title, overflow="fold")
+    for title, _ in columns:
+        table.add_column(title, justify="right", no_wrap=True)
+    table.add_column("Started")
+    for r in found:
+        cells = [r.name, r.run_id[:8], r.kind or "", r.stage or "", r.status]
+        for _, names in columns:
+            value = next((r.metrics[n] for n in names if n in r.metrics), None)
+            cells.append("–" if value is None else f"{value:.4f}")
+        cells.append(r.start_time.strftime("%m-%d %H:%M") if r.start_time else "")
+        table.add_row(*cells)
+    out.print(table)
+
+
+def ui(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind (0.0.0.0 exposes it to the network).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 5000,
+) -> None:
+    """Open the MLflow UI on the project's tracking store (until Ctrl-C)."""
+    from ..tracking.server import serve_ui
+    from ..tracking.uri import is_remote, resolve_tracking_uri
+
+    uri = resolve_tracking_uri()
+    if is_remote(uri):
+        out.print(f"runs are tracked on a server; open {uri}")
+        return
+    err.print(f"starting the MLflow UI on {uri} ...")
+    serve_ui(uri, host, port, on_ready=lambda url: out.print(f"MLflow UI: {url}  (Ctrl-C stops it)"))
+
+
+def register(app: typer.Typer) -> None:
+    """Mount both commands on the root app."""
+    app.command("runs")(runs)
+    app.command("ui")(ui)
