@@ -46,6 +46,10 @@ from . import embed as _embed  # noqa: E402
 
 app.command("embed")(_embed.embed)
 
+from . import runs as _runs  # noqa: E402
+
+_runs.register(app)
+
 
 def main() -> None:
     app()
