@@ -1,0 +1,192 @@
+"""One `TrainConfig` holds every choice a training run makes; it is saved whole with the run.
+
+Fields left at `None` take the stage's defaults (DESIGN.md §1): pre-training uses lr 2e-5 for 50 epochs
+with `alpha*MSE + beta*weightedCE`; Task 1 fine-tuning is classification only at lr 1e-5; Task 2
+fine-tuning is regression only (MSE, or the Gaussian-penalty MSE with `gaussian_sigma`) at lr 5e-6 for
+30 epochs. A value set explicitly (recipe or flag) always wins over the stage default, so the merge of
+recipe and flags happens on the raw values before the config is built (see `recipes.resolve_config`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+STAGES = ("pretrain", "task1", "task2")
+SELECT = ("f1", "ccc", "ccc_arousal", "ccc_valence", "ccc_dominance")
+POOLING = ("asp", "mean")
+DEVICES = ("cpu", "cuda")
+PAPER_ENCODERS = ("whisper", "wavlm", "roberta")
+
+# Per-stage defaults for the fields a stage changes (DESIGN.md §1, issue 4 item 4).
+STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "pretrain": {"lr": 2e-5, "epochs": 50, "alpha": 0.5, "beta": 0.5},
+    "task1": {"lr": 1e-5, "epochs": 50, "alpha": 0.0, "beta": 1.0},
+    "task2": {"lr": 5e-6, "epochs": 30, "alpha": 1.0, "beta": 0.0},
+}
+
+
+class ConfigError(ValueError):
+    """A value no training run can use; `field` names the option so recipes can point at it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (besides the store's data and the code version)."""
+
+    stage: str = "pretrain"
+    """`pretrain` (multi-task), `task1` (classification fine-tune) or `task2` (regression fine-tune)."""
+    alpha: float | None = None
+    """Weight of the attribute regression loss (stage default: 0.5 / 0 / 1)."""
+    beta: float | None = None
+    """Weight of the classification loss (stage default: 0.5 / 1 / 0)."""
+    class_weights: bool = True
+    """Class-weighted CE with `w_c = N / (8 n_c)` from the training split; False = plain CE."""
+    gaussian_sigma: float | None = None
+    """Gaussian-penalty MSE width (paper: 3, 5, 7); None = plain MSE."""
+    lr: float | None = None
+    """Peak learning rate after warm-up (stage default: 2e-5 / 1e-5 / 5e-6)."""
+    min_lr: float = 1e-7
+    """Learning rate the cosine schedule anneals down to."""
+    warmup_epochs: float = 3.0
+    """Linear warm-up length in epochs (may be fractional)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (torch's default)."""
+    epochs: int | None = None
+    """Number of epochs (stage default: 50 / 50 / 30)."""
+    samples_per_epoch: int = 32_000
+    """Clips drawn from the training split per epoch (the whole split if it is smaller)."""
+    batch_size: int = 128
+    """Clips per optimisation step (per process under DDP the global batch is split across ranks)."""
+    seed: int = 0
+    """Seeds model init, sampling and augmentation choice: same seed on CPU gives the same metrics."""
+    proj_dim: int = 1028
+    """Width each encoder's pooled vector is projected to (the LSTM's input)."""
+    lstm_hidden: int = 2048
+    """Hidden size of the 2-layer LSTM."""
+    lstm_layers: int = 2
+    """Number of LSTM layers."""
+    pooling: str = "asp"
+    """`asp` (attentive statistics pooling) or `mean` (masked mean pooling)."""
+    encoders: tuple[str, ...] = PAPER_ENCODERS
+    """Encoders (store names) whose frames feed the model, in this order."""
+    splits: str = "corpus"
+    """Split scheme of the catalog: Train trains, Development selects, every other split is a test split."""
+    select: str | None = None
+    """Dev metric that picks the kept checkpoint: f1, ccc (mean) or ccc_<attribute> (default: f1 for task1 or alpha 0, else ccc)."""
+    augment: bool = True
+    """Sample the store's augmented variants: each training clip draws clean or one of its variants per epoch."""
+    init_from: str | None = None
+    """MLflow run id whose logged checkpoint initialises the model (fine-tuning)."""
+    experiment: str | None = None
+    """MLflow experiment name (default: one experiment per store)."""
+    run_name: str | None = None
+    """MLflow run name (default: generated from stage and loss weights)."""
+    device: str | None = None
+    """`cpu` or `cuda` (cuda trains with automatic mixed precision); None = cuda when available."""
+    num_workers: int = 2
+    """DataLoader worker processes reading batches from the store (0 = read in the training process)."""
+    prefetch: int = 4
+    """Batches each worker reads ahead."""
+    grad_clip: float | None = None
+    """Clip the gradient norm to this value (None = no clipping, as in the paper)."""
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ConfigError("stage", f"{self.stage!r} is not one of {', '.join(STAGES)}")
+        for name, value in STAGE_DEFAULTS[self.stage].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if self.select is None:  # the trained head's metric: CCC unless only the classifier learns
+            self.select = "f1" if self.stage == "task1" or self.alpha == 0 else "ccc"
+        if isinstance(self.encoders, str):
+            self.encoders = tuple(e.strip() for e in self.encoders.split(",") if e.strip())
+        self.encoders = tuple(self.encoders)
+        self._validate()
+
+    def _validate(self) -> None:
+        def need(ok: bool, name: str, message: str) -> None:
+            if not ok:
+                raise ConfigError(name, message)
+
+        for name in ("alpha", "beta"):
+            need(0.0 <= float(getattr(self, name)) <= 1e6, name, "must be >= 0")
+        need(self.alpha > 0 or self.beta > 0, "alpha", "alpha and beta are both 0: nothing to learn")
+        need(self.gaussian_sigma is None or self.gaussian_sigma > 0, "gaussian_sigma", "must be > 0")
+        need(self.lr > 0, "lr", "must be > 0")
+        need(0 <= self.min_lr <= self.lr, "min_lr", f"must be between 0 and lr ({self.lr:g})")
+        need(self.epochs >= 1, "epochs", "must be >= 1")
+        need(0 <= self.warmup_epochs < self.epochs, "warmup_epochs", f"must be >= 0 and < epochs ({self.epochs})")
+        need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        need(self.samples_per_epoch >= 1, "samples_per_epoch", "must be >= 1")
+        need(self.batch_size >= 1, "batch_size", "must be >= 1")
+        need(self.proj_dim >= 1, "proj_dim", "must be >= 1")
+        need(self.lstm_hidden >= 1, "lstm_hidden", "must be >= 1")
+        need(self.lstm_layers >= 1, "lstm_layers", "must be >= 1")
+        need(self.pooling in POOLING, "pooling", f"{self.pooling!r} is not one of {', '.join(POOLING)}")
+        need(len(self.encoders) >= 1, "encoders", "name at least one encoder")
+        need(len(set(self.encoders)) == len(self.encoders), "encoders", "an encoder is named twice")
+        need(self.select in SELECT, "select", f"{self.select!r} is not one of {', '.join(SELECT)}")
+        need(self.device is None or self.device in DEVICES, "device", f"{self.device!r} is not one of cpu, cuda")
+        need(self.num_workers >= 0, "num_workers", "must be >= 0")
+        need(self.prefetch >= 1, "prefetch", "must be >= 1")
+        need(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0")
+        if self.select == "f1":
+            need(self.beta > 0, "select", "f1 selects on the classifier but beta is 0 (it is not trained)")
+        else:
+            need(self.alpha > 0, "select", f"{self.select} selects on the attributes but alpha is 0 (they are not trained)")
+
+    # -- (de)serialisation ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["encoders"] = list(self.encoders)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def with_(self, **changes: Any) -> "TrainConfig":
+        """A copy with some fields changed (re-validated)."""
+        return replace(self, **changes)
+
+    @property
+    def run_label(self) -> str:
+        """A short human name for the run: stage and loss weights."""
+        if self.run_name:
+            return self.run_name
+        loss = f"a{self.alpha:g}-b{self.beta:g}"
+        if self.gaussian_sigma is not None:
+            loss += f"-g{self.gaussian_sigma:g}"
+        return f"{self.stage}-{loss}-{self.pooling}"
+
+
+def field_names() -> list[str]:
+    """Every option a recipe or flag may set."""
+    return [f.name for f in fields(TrainConfig)]
+
+
+def field_docs() -> dict[str, str]:
+    """Docstring of each field (read from the source), used for CLI help and experiments/README."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(TrainConfig))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for a, b in zip(body, body[1:]):
+        if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name):
+            if isinstance(b, ast.Expr) and isinstance(getattr(b, "value", None), ast.Constant):
+                docs[a.target.id] = str(b.value.value)
+    return docs
+

@@ -1,0 +1,111 @@
+"""A store of synthetic *frames* whose statistics follow the labels: for tests and the training benchmark.
+
+The end-to-end path (synthetic audio -> ingest -> tiny encoders -> store) is what the demo runs; it
+costs minutes of encoder time at realistic sizes. Training only needs frames with the store's layout
+and a learnable relation to the labels, so this writes them straight through the store's writer:
+each class has a random prototype direction per encoder, attributes shift the frames along three
+more directions, and noise (more of it in augmented variants) hides both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..model.labels import CLASSES
+from ..store.catalog import Catalog
+from ..store.layout import StoreLayout
+from ..store.records import EncoderRecord
+
+CORPUS = "synthetic-frames"
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """What to write: clip counts per split, encoder dims, frames per clip, variants."""
+
+    splits: dict[str, int] = field(default_factory=lambda: {"Train": 160, "Development": 48, "Test1": 24, "Test3": 16})
+    """Clips per split; Test3 is written without labels (like the challenge's test set)."""
+    encoders: dict[str, int] = field(default_factory=lambda: {"whisper": 16, "wavlm": 12, "roberta": 8})
+    """Encoder name -> frame width; `roberta` is a text encoder (clean variant only, fewer frames)."""
+    frames: tuple[int, int] = (8, 40)
+    """Frames per audio clip, drawn uniformly in [low, high]."""
+    variants: tuple[str, ...] = ("noise",)
+    """Augmented variants of the training clips (audio encoders only)."""
+    signal: float = 1.0
+    """Strength of the label signal relative to unit noise."""
+    p_other: float = 0.08
+    p_no_agreement: float = 0.05
+    seed: int = 0
+
+
+def _record(name: str, dim: int) -> EncoderRecord:
+    text = name == "roberta"
+    return EncoderRecord(
+        name=name, kind=name, checkpoint=f"synthetic/{name}", revision="0", layer=None, dim=dim,
+        frame_rate=None if text else 50.0, dtype="float16", preprocessing="synthetic frames",
+    )
+
+
+def write_frame_store(root: str | Path, spec: FrameSpec = FrameSpec()) -> StoreLayout:
+    """Create a store at `root` with clips, consensus labels and frames as `spec` says."""
+    import pandas as pd
+
+    from ..store.embeddings import EmbeddingStore
+
+    layout = StoreLayout.at(root)
+    rng = np.random.default_rng(spec.seed)
+    n_cls = len(CLASSES)
+    # Class -> typical (arousal, valence, dominance): spread so the attributes carry class information too.
+    cls_attr = rng.uniform(2.0, 6.0, size=(n_cls, 3))
+    rows, labels, lengths = [], [], []
+    for split, n in spec.splits.items():
+        for i in range(n):
+            cid = f"{split}_{i:05d}"
+            u = rng.random()
+            emo = "X" if u < spec.p_no_agreement else "O" if u < spec.p_no_agreement + spec.p_other else CLASSES[rng.integers(n_cls)]
+            base = cls_attr[CLASSES.index(emo)] if emo in CLASSES else rng.uniform(2.0, 6.0, size=3)
+            attrs = np.clip(base + rng.normal(0, 0.6, size=3), 1.0, 7.0)
+            n_frames = int(rng.integers(spec.frames[0], spec.frames[1] + 1))
+            rows.append((cid, CORPUS, f"Audios/{cid}.wav", split, n_frames / 50.0, 16000, 1, f"spk{i % 7}", "Female"))
+            labels.append((emo if split != "Test3" else None, attrs))
+            lengths.append(n_frames)
+    with Catalog(layout.catalog) as cat, cat.transaction():
+        cat.execute("INSERT INTO corpora VALUES (?, ?, 'synthetic-frames', now())", [CORPUS, str(layout.root)])
+        clips = pd.DataFrame(rows, columns=["clip_id", "corpus", "path", "split", "duration_s", "sample_rate",
+                                            "n_channels", "speaker_id", "gender"])
+        cat.con.register("_clips", clips)
+        cat.execute("INSERT INTO clips (clip_id, corpus, path, split, duration_s, sample_rate, n_channels, speaker_id, "
+                    "gender) SELECT * FROM _clips")
+        lab = pd.DataFrame(
+            [(r[0], e, *a.round(4).tolist(), 5, 0.6, "corpus") for r, (e, a) in zip(rows, labels) if e is not None],
+            columns=["clip_id", "emotion", "arousal", "valence", "dominance", "n_annotators", "agreement", "source"],
+        )
+        cat.con.register("_labels", lab)
+        cat.execute("INSERT INTO labels SELECT * FROM _labels")
+    store = EmbeddingStore(layout)
+    with Catalog(layout.catalog) as cat:
+        for name, dim in spec.encoders.items():
+            record = _record(name, dim)
+            erng = np.random.default_rng([spec.seed, dim, len(name)])
+            protos = erng.normal(size=(n_cls, dim))
+            attr_dirs = erng.normal(size=(3, dim))
+            text = record.frame_rate is None
+            variants = ["clean"] + ([] if text else list(spec.variants))
+            for variant in variants:
+                noise = 1.0 if variant == "clean" else 1.5
+                items = []
+                for row, (emo, attrs), n_audio in zip(rows, labels, lengths):
+                    cid, split = row[0], row[3]
+                    if variant != "clean" and split != "Train":
+                        continue
+                    n = n_audio if not text else 6 + int(erng.integers(6))
+                    center = (protos[CLASSES.index(emo)] if emo in CLASSES else 0.0)
+                    center = spec.signal * (center + ((attrs - 4.0) / 1.5) @ attr_dirs)
+                    items.append((cid, (center + noise * erng.normal(size=(n, dim))).astype(np.float32)))
+                with store.open_writer(cat, record, variant) as writer:
+                    for k in range(0, len(items), 256):
+                        writer.write(items[k : k + 256])
+    return layout
