@@ -102,7 +102,7 @@ def ui(
     if is_remote(uri):
         out.print(f"runs are tracked on a server; open {uri}")
         return
-    err.print(f"starting the MLflow UI on {uri} ...")
+    err.print(f"starting the MLflow UI on {uri} at http://{host}:{port} ...")
     serve_ui(uri, host, port, on_ready=lambda url: out.print(f"MLflow UI: {url}  (Ctrl-C stops it)"))
 
 

@@ -25,7 +25,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -195,12 +196,12 @@ class RunLogger:
 
     def log_dict(self, data: Mapping[str, Any], name: str) -> None:
         """Save a mapping as JSON at artifact path `name` (e.g. `config.json`)."""
-        with self._staged(name) as local:
+        with _staged(name) as local:
             local.write_text(json.dumps(data, indent=2, default=str, sort_keys=False))
             self._upload(local, _dirname(name))
 
     def log_text(self, text: str, name: str) -> None:
-        with self._staged(name) as local:
+        with _staged(name) as local:
             local.write_text(text)
             self._upload(local, _dirname(name))
 
@@ -208,7 +209,7 @@ class RunLogger:
         """Save a DataFrame at artifact path `name`: `.parquet` as Parquet, else CSV (`.csv` added if missing)."""
         if not name.endswith((".csv", ".parquet")):
             name += ".csv"
-        with self._staged(name) as local:
+        with _staged(name) as local:
             if name.endswith(".parquet"):
                 df.to_parquet(local, index=False)
             else:
@@ -219,7 +220,7 @@ class RunLogger:
         """Save a matplotlib figure at artifact path `name` (PNG unless the name says otherwise)."""
         if "." not in Path(name).name:
             name += ".png"
-        with self._staged(name) as local:
+        with _staged(name) as local:
             fig.savefig(local, **({"dpi": 100, "bbox_inches": "tight"} | savefig_kwargs))
             self._upload(local, _dirname(name))
 
@@ -231,7 +232,7 @@ class RunLogger:
 
     def log_checkpoint(self, weights: str | Path, config: Mapping[str, Any]) -> None:
         """The best checkpoint: `checkpoint/model.safetensors` + `checkpoint/config.json`, whatever the local name."""
-        with self._staged(f"{CHECKPOINT_DIR}/model.safetensors") as local:
+        with _staged(f"{CHECKPOINT_DIR}/model.safetensors") as local:
             shutil.copyfile(weights, local)
             self._upload(local, CHECKPOINT_DIR)
         self.log_dict(dict(config), CHECKPOINT_CONFIG)
@@ -274,19 +275,6 @@ class RunLogger:
     def _terminate(self, status: str) -> None:
         self._client.set_terminated(self._run_id, status)
 
-    class _staged:
-        """A temporary local file named like the artifact's last path part."""
-
-        def __init__(self, name: str) -> None:
-            self._dir = tempfile.TemporaryDirectory(prefix="sertool-artifact-")
-            self.path = Path(self._dir.name) / Path(name).name
-
-        def __enter__(self) -> Path:
-            return self.path
-
-        def __exit__(self, *exc) -> None:
-            self._dir.cleanup()
-
 
 class NullRunLogger(RunLogger):
     """Accepts every call and logs nothing: what DDP ranks other than 0 hold."""
@@ -302,6 +290,13 @@ class NullRunLogger(RunLogger):
 
     def _terminate(self, status: str) -> None:
         pass
+
+
+@contextmanager
+def _staged(name: str) -> Iterator[Path]:
+    """A temporary local file named like the artifact's last path part (MLflow keeps the file name)."""
+    with tempfile.TemporaryDirectory(prefix="sertool-artifact-") as tmp:
+        yield Path(tmp) / Path(name).name
 
 
 def _dirname(name: str) -> str | None:

@@ -127,6 +127,8 @@ def test_child_runs_and_search_by_metric(tracker):
                 child.log_metrics({BEST_CCC["valence"]: v})
     children = tracker.find_runs(parent_run_id=parent.run_id, order_by=[f"metrics.{BEST_CCC['valence']} DESC"])
     assert [r.name for r in children] == sorted(valence, key=valence.get, reverse=True)
+    quoted = tracker.find_runs(parent_run_id=parent.run_id, order_by=[f"metrics.`{BEST_CCC['valence']}` ASC"])
+    assert [r.name for r in quoted] == [r.name for r in reversed(children)]
     assert all(r.parent_run_id == parent.run_id and r.tags[PARENT_TAG] == parent.run_id for r in children)
     assert all(r.experiment_id == parent.experiment_id for r in children)
     sweeps = tracker.find_runs(kind="sweep")
