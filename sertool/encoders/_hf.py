@@ -1,4 +1,8 @@
-"""Plumbing the transformers-backed encoders share: quiet loading, layer choice, record names."""
+"""Plumbing the transformers-backed encoders share: quiet loading, layer choice, record names.
+
+Weights load as float32 whatever the checkpoint stores (large-v3 ships fp16): frames must not depend
+on the file format, and on GPU the caller's autocast picks the compute precision.
+"""
 
 from __future__ import annotations
 

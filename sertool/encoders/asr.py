@@ -35,7 +35,9 @@ class WhisperASR:
         self.language = language
         self.features = WhisperFeatureExtractor.from_pretrained(source.path)
         self.tokenizer = AutoTokenizer.from_pretrained(source.path)
-        self.model = WhisperForConditionalGeneration.from_pretrained(source.path).to(self.device).eval()
+        self.model = WhisperForConditionalGeneration.from_pretrained(
+            source.path, dtype=torch.float16 if self.device.type == "cuda" else torch.float32
+        ).to(self.device).eval()
 
     def max_new_tokens(self, n_samples: int) -> int:
         """Cap for one window: proportional to its duration, within the decoder's 448 positions."""

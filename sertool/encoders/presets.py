@@ -122,22 +122,29 @@ def resolve(
 
 def _from_hub(repo: str, preset: str) -> ModelSource:
     """The cached snapshot of `repo` (downloading it when online); the snapshot folder is the commit hash."""
+    # Configs, tokenizers and the default weights only (large-v3 also ships fp32 shards, flax, tf...).
+    patterns = ["*.json", "*.txt", "model.safetensors", "model-*-of-*.safetensors"]
+    p = _snapshot(repo, patterns)
+    if not any(p.glob("*.safetensors")):  # older repos (wavlm-large) have only the torch pickle
+        p = _snapshot(repo, [*patterns, "pytorch_model.bin"])
+    return ModelSource(p, repo, p.name, preset)
+
+
+def _snapshot(repo: str, patterns: list[str]) -> Path:
+    """Cache first; the network only when the cache lacks the files and HF_HUB_OFFLINE is not set."""
     from huggingface_hub import snapshot_download
 
-    patterns = ["*.json", "*.safetensors", "*.txt"]
     try:
-        path = snapshot_download(repo, allow_patterns=patterns, local_files_only=True)
+        return Path(snapshot_download(repo, allow_patterns=patterns, local_files_only=True))
     except Exception:
         if os.environ.get("HF_HUB_OFFLINE") == "1":
             raise NotFound(
                 f"{repo}: not in the Hugging Face cache and HF_HUB_OFFLINE=1; download it or pass --model-dir"
             ) from None
-        try:
-            path = snapshot_download(repo, allow_patterns=patterns)
-        except Exception as e:
-            raise NotFound(f"{repo}: cannot load ({type(e).__name__}: {e}); pass --model-dir") from None
-    p = Path(path)
-    return ModelSource(p, repo, p.name, preset)
+    try:
+        return Path(snapshot_download(repo, allow_patterns=patterns))
+    except Exception as e:
+        raise NotFound(f"{repo}: cannot load ({type(e).__name__}: {e}); pass --model-dir") from None
 
 
 # -- the tiny preset ---------------------------------------------------------------------------------

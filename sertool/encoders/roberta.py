@@ -52,7 +52,7 @@ class RobertaEncoder:
         self.source = source
         self.device = torch.device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(source.path)
-        self.model = RobertaModel.from_pretrained(source.path, add_pooling_layer=False).to(self.device).eval()
+        self.model = RobertaModel.from_pretrained(source.path, add_pooling_layer=False, dtype=torch.float32).to(self.device).eval()
         cfg = self.model.config
         self.layer = check_layer(self.kind, layer, cfg.num_hidden_layers)
         # Positions start after padding_idx, so the model takes max_position_embeddings - 2 tokens.

@@ -36,7 +36,7 @@ class WavLMEncoder:
         self.source = source
         self.device = torch.device(device)
         self.features = Wav2Vec2FeatureExtractor.from_pretrained(source.path)
-        self.model = WavLMModel.from_pretrained(source.path).to(self.device).eval()
+        self.model = WavLMModel.from_pretrained(source.path, dtype=torch.float32).to(self.device).eval()
         cfg = self.model.config
         self.layer = check_layer(self.kind, layer, cfg.num_hidden_layers)
         stride = int(np.prod(cfg.conv_stride))

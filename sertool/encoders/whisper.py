@@ -37,11 +37,12 @@ def frames_for(n_samples: int) -> int:
 
 def load_whisper_encoder(path):
     """Only the encoder of a full Whisper checkpoint (the decoder's weights are never materialised)."""
+    import torch
     from transformers import WhisperForAudioClassification
 
     # WhisperForAudioClassification holds the encoder under the name the checkpoint uses; its tiny
     # classification head is the only thing initialised fresh, and it is dropped here.
-    return WhisperForAudioClassification.from_pretrained(path).encoder
+    return WhisperForAudioClassification.from_pretrained(path, dtype=torch.float32).encoder
 
 
 @register

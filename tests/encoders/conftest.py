@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,9 @@ import pytest
 from sertool.encoders.presets import build_tiny
 from sertool.encoders.registry import load_encoder
 
-from encoder_helpers import TEXTS
+# importlib import mode puts no test folder on sys.path; the helpers module sits beside this file.
+sys.path.insert(0, str(Path(__file__).parent))
+from encoder_helpers import TEXTS  # noqa: E402
 
 
 @pytest.fixture(scope="session")

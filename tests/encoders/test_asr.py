@@ -11,9 +11,9 @@ def asr(models_dir):
 
 
 def test_batched_generation_equals_one_at_a_time(asr):
-    wavs = [speechlike(s, i) for i, s in enumerate([1.0, 2.5, 1.7])]
+    wavs = [speechlike(s, i) for i, s in enumerate([0.6, 1.4])]
     batched = asr.transcribe(wavs)
-    assert len(batched) == 3 and all(isinstance(t, str) for t in batched)
+    assert len(batched) == 2 and all(isinstance(t, str) for t in batched)
     assert batched == [asr.transcribe([w])[0] for w in wavs]
 
 

@@ -83,3 +83,10 @@ def test_paper_architectures_on_meta_device():
     assert (len(roberta.encoder.layer), roberta.config.hidden_size) == (24, 1024)
     for model, expected in ((whisper, 635e6), (wavlm, 315e6), (roberta, 355e6)):
         assert abs(count(model) / expected - 1) < 0.03, (type(model).__name__, count(model))
+
+
+def test_paper_preset_offline_without_cache_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(NotFound, match="microsoft/wavlm-large.*--model-dir"):
+        resolve("wavlm", "paper")

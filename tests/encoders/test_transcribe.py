@@ -17,11 +17,11 @@ from encoder_helpers import speechlike
 
 # clip_id, seconds, transcript, source
 CLIPS = [
-    ("c1", 1.0, "i can not believe it", "corpus"),
-    ("c2", 1.2, None, None),
-    ("c3", 1.5, "", "corpus"),  # an empty corpus transcript is still the corpus's
-    ("c4", 2.0, None, None),
-    ("c5", 2.4, None, None),
+    ("c1", 0.5, "i can not believe it", "corpus"),
+    ("c2", 0.6, None, None),
+    ("c3", 0.7, "", "corpus"),  # an empty corpus transcript is still the corpus's
+    ("c4", 0.8, None, None),
+    ("c5", 1.0, None, None),
 ]
 
 
