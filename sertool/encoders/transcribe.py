@@ -59,6 +59,7 @@ def transcribe_missing(
         # Sorted by duration: batch-mates need similar token budgets (see WhisperASR.max_new_tokens).
         todo = cat.execute(
             "SELECT clip_id, path, duration_s FROM clips WHERE transcript IS NULL "
+            "AND clip_id NOT IN (SELECT clip_id FROM skipped) "  # unreadable audio, recorded by ingest/embed
             "ORDER BY duration_s NULLS LAST, clip_id"
         )
         if not todo:
