@@ -50,6 +50,10 @@ from . import runs as _runs  # noqa: E402
 
 _runs.register(app)
 
+from . import train as _train  # noqa: E402
+
+_train.register(app)
+
 
 def main() -> None:
     app()

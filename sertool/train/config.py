@@ -55,7 +55,7 @@ class TrainConfig:
     min_lr: float = 1e-7
     """Learning rate the cosine schedule anneals down to."""
     warmup_epochs: float = 3.0
-    """Linear warm-up length in epochs (may be fractional)."""
+    """Linear warm-up length in epochs (may be fractional; a run shorter than its warm-up ends at the peak)."""
     weight_decay: float = 0.01
     """AdamW weight decay (torch's default)."""
     epochs: int | None = None
@@ -122,7 +122,7 @@ class TrainConfig:
         need(self.lr > 0, "lr", "must be > 0")
         need(0 <= self.min_lr <= self.lr, "min_lr", f"must be between 0 and lr ({self.lr:g})")
         need(self.epochs >= 1, "epochs", "must be >= 1")
-        need(0 <= self.warmup_epochs < self.epochs, "warmup_epochs", f"must be >= 0 and < epochs ({self.epochs})")
+        need(self.warmup_epochs >= 0, "warmup_epochs", "must be >= 0")
         need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         need(self.samples_per_epoch >= 1, "samples_per_epoch", "must be >= 1")
         need(self.batch_size >= 1, "batch_size", "must be >= 1")

@@ -106,19 +106,21 @@ class TrainResult:
 # -- resolving what to start from --------------------------------------------------------------------
 
 def resolve_init_from(tracker: "Tracker", spec: str, experiment: str | None = None) -> str:
-    """A run id from `--init-from`: a run id as is, or `best:METRIC` = the finished training run of the
-    experiment with the highest METRIC (e.g. `best:best_dev_ccc_mean`), so recipes can chain stages."""
+    """A run id from `--init-from`: a run id, id prefix or run name, or `best:METRIC` = the finished
+    pre-training run of the experiment with the highest METRIC (`best:ccc`, `best:best_dev_f1_macro`),
+    so that fine-tuning recipes can name their starting point before it exists."""
     if not spec.startswith("best:"):
-        return spec
-    from ..tracking.names import metric_for_sort
+        return tracker.resolve_run(spec, experiment).run_id
+    from ..tracking.names import STAGE_TAG, metric_for_sort
 
     metric = metric_for_sort(spec.split(":", 1)[1])
     runs = tracker.find_runs(
-        experiment, filter_string="attributes.status = 'FINISHED'", order_by=[f"metrics.`{metric}` DESC"], kind="train"
+        experiment, filter_string=f"attributes.status = 'FINISHED' and tags.`{STAGE_TAG}` = 'pretrain'",
+        order_by=[f"metrics.`{metric}` DESC"], kind="train",
     )
     runs = [r for r in runs if metric in r.metrics]
     if not runs:
-        raise NotFound(f"--init-from {spec}: no finished training run with metric {metric} in the experiment")
+        raise NotFound(f"--init-from {spec}: no finished pre-training run with metric {metric} in the experiment")
     return runs[0].run_id
 
 
@@ -128,9 +130,19 @@ def inherited_arch(tracker: "Tracker", run_id: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sertool-init-") as tmp:
         _, cfg = tracker.load_checkpoint(run_id, tmp)
     info = CheckpointInfo.from_dict(cfg, f"run {run_id}")
-    out = {k: info.fusion[k] for k in ARCH_FIELDS if k in info.fusion}
+    out: dict[str, Any] = {k: info.fusion[k] for k in ARCH_FIELDS if k in info.fusion}
     out["encoders"] = tuple(info.encoders)
     return out
+
+
+def init_resolver(tracker: "Tracker", experiment: str | None = None):
+    """The `resolve_init` hook of `recipes.resolve_config` for this tracker."""
+
+    def resolve(spec: str) -> tuple[str, dict[str, Any]]:
+        run_id = resolve_init_from(tracker, spec, experiment)
+        return run_id, inherited_arch(tracker, run_id)
+
+    return resolve
 
 
 # -- helpers -------------------------------------------------------------------------------------------

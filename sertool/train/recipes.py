@@ -24,6 +24,7 @@ import re
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,11 +178,14 @@ def resolve_config(
     recipe: Recipe | None = None,
     overrides: dict[str, Any] | None = None,
     child: dict[str, Any] | None = None,
+    resolve_init: Callable[[str], tuple[str, dict[str, Any]]] | None = None,
 ) -> TrainConfig:
     """Build the run's config: stage defaults < recipe < child grid values < command-line overrides.
 
     `overrides` holds only the options the user actually gave (None values are dropped). Invalid
     combinations raise `BadInput` on the recipe file when the recipe set the offending key.
+    `resolve_init(init_from) -> (run_id, architecture)` turns `init_from` into a run id and supplies the
+    checkpoint's dims, pooling and encoders as defaults (so a fine-tune needs not repeat them).
     """
     given = {_norm(k): v for k, v in (overrides or {}).items() if v is not None}
     merged: dict[str, Any] = {}
@@ -193,6 +197,9 @@ def resolve_config(
             merged[k] = coerce(k, v)
         except ConfigError as e:
             raise SertoolError(f"--{k.replace('_', '-')}: {e.message}") from None
+    if merged.get("init_from") and resolve_init is not None:
+        run_id, arch = resolve_init(merged["init_from"])
+        merged = {**arch, **merged, "init_from": run_id}
     try:
         return TrainConfig(**merged)
     except ConfigError as e:

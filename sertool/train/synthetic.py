@@ -26,7 +26,7 @@ CORPUS = "synthetic-frames"
 class FrameSpec:
     """What to write: clip counts per split, encoder dims, frames per clip, variants."""
 
-    splits: dict[str, int] = field(default_factory=lambda: {"Train": 160, "Development": 48, "Test1": 24, "Test3": 16})
+    splits: dict[str, int] = field(default_factory=lambda: {"Train": 320, "Development": 48, "Test1": 24, "Test3": 16})
     """Clips per split; Test3 is written without labels (like the challenge's test set)."""
     encoders: dict[str, int] = field(default_factory=lambda: {"whisper": 16, "wavlm": 12, "roberta": 8})
     """Encoder name -> frame width; `roberta` is a text encoder (clean variant only, fewer frames)."""

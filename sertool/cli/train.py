@@ -1,0 +1,167 @@
+"""`sertool train` and `sertool sweep`: parse options, resolve the config, call `sertool.train`.
+
+Every option defaults to None here, meaning "not given": the library fills stage defaults, then the
+recipe's values, then the flags the user typed (see `sertool.train.recipes`).
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+from rich import box
+from rich.table import Table
+
+from ._common import err, out, state
+
+if TYPE_CHECKING:
+    from ..train.loop import TrainResult
+
+
+class Stage(str, Enum):
+    pretrain = "pretrain"
+    task1 = "task1"
+    task2 = "task2"
+
+
+class Pooling(str, Enum):
+    asp = "asp"
+    mean = "mean"
+
+
+class Select(str, Enum):
+    f1 = "f1"
+    ccc = "ccc"
+    ccc_arousal = "ccc_arousal"
+    ccc_valence = "ccc_valence"
+    ccc_dominance = "ccc_dominance"
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+_LOSS = "Loss"
+_OPT = "Optimisation"
+_MODEL = "Model"
+_DATA = "Data"
+_RUN = "Run"
+
+
+def _opt(*names: str, help: str, panel: str, **kw: Any) -> Any:
+    return typer.Option(*names, help=help, rich_help_panel=panel, show_default=False, **kw)
+
+
+def train(
+    ctx: typer.Context,
+    recipe: Annotated[Optional[Path], _opt("--recipe", help="TOML recipe; flags given here override it.", panel=_RUN)] = None,
+    stage: Annotated[Optional[Stage], _opt("--stage", help="pretrain (multi-task), task1 (classification fine-tune: CE, lr 1e-5) or task2 (regression fine-tune: MSE or Gaussian MSE, lr 5e-6, 30 epochs). (default: pretrain)", panel=_RUN)] = None,
+    alpha: Annotated[Optional[float], _opt("--alpha", help="Weight of the attribute regression loss. (default: 0.5; task1 0; task2 1)", panel=_LOSS, min=0)] = None,
+    beta: Annotated[Optional[float], _opt("--beta", help="Weight of the classification loss. (default: 0.5; task1 1; task2 0)", panel=_LOSS, min=0)] = None,
+    class_weights: Annotated[Optional[bool], _opt("--class-weights/--no-class-weights", help="Class-weighted CE (N / (8 n_c) on Train) or plain CE. (default: weighted)", panel=_LOSS)] = None,
+    gaussian_sigma: Annotated[Optional[float], _opt("--gaussian-sigma", help="Gaussian-penalty MSE with this sigma (paper: 3, 5, 7). (default: plain MSE)", panel=_LOSS)] = None,
+    lr: Annotated[Optional[float], _opt("--lr", help="Peak learning rate. (default: 2e-5; task1 1e-5; task2 5e-6)", panel=_OPT)] = None,
+    min_lr: Annotated[Optional[float], _opt("--min-lr", help="Cosine schedule floor. (default: 1e-7)", panel=_OPT)] = None,
+    warmup_epochs: Annotated[Optional[float], _opt("--warmup-epochs", help="Linear warm-up epochs. (default: 3)", panel=_OPT)] = None,
+    epochs: Annotated[Optional[int], _opt("--epochs", help="Epochs. (default: 50; task2 30)", panel=_OPT)] = None,
+    samples_per_epoch: Annotated[Optional[int], _opt("--samples-per-epoch", help="Training clips drawn per epoch (the whole split if smaller). (default: 32000)", panel=_OPT)] = None,
+    batch_size: Annotated[Optional[int], _opt("--batch-size", help="Clips per step (split across DDP ranks). (default: 128)", panel=_OPT)] = None,
+    seed: Annotated[Optional[int], _opt("--seed", help="Seed of init, sampling and augmentation draws. (default: 0)", panel=_OPT)] = None,
+    proj_dim: Annotated[Optional[int], _opt("--proj-dim", help="Projection width per encoder. (default: 1028)", panel=_MODEL)] = None,
+    lstm_hidden: Annotated[Optional[int], _opt("--lstm-hidden", help="LSTM hidden size. (default: 2048)", panel=_MODEL)] = None,
+    pooling: Annotated[Optional[Pooling], _opt("--pooling", help="Frame pooling: attentive statistics or mean. (default: asp)", panel=_MODEL)] = None,
+    encoders: Annotated[Optional[str], _opt("--encoders", help="Comma-separated store encoder names, in model order. (default: whisper,wavlm,roberta)", panel=_DATA)] = None,
+    splits: Annotated[Optional[str], _opt("--splits", help="Split scheme: Train trains, Development selects, the rest are test splits. (default: corpus)", panel=_DATA)] = None,
+    augment: Annotated[Optional[bool], _opt("--augment/--no-augment", help="Sample the store's augmented variants. (default: augment)", panel=_DATA)] = None,
+    select: Annotated[Optional[Select], _opt("--select", help="Dev metric that picks the kept checkpoint. (default: f1 for task1, else ccc)", panel=_RUN)] = None,
+    init_from: Annotated[Optional[str], _opt("--init-from", help="Start from this run's checkpoint: run id, id prefix, name, or best:METRIC (best pre-training run).", panel=_RUN)] = None,
+    experiment: Annotated[Optional[str], _opt("--experiment", "-e", help="MLflow experiment. (default: one per store)", panel=_RUN)] = None,
+    run_name: Annotated[Optional[str], _opt("--run-name", help="MLflow run name.", panel=_RUN)] = None,
+    device: Annotated[Optional[Device], _opt("--device", help="cpu or cuda (AMP). (default: cuda if available)", panel=_RUN)] = None,
+    num_workers: Annotated[Optional[int], _opt("--num-workers", help="Data loader worker processes. (default: 2)", panel=_RUN)] = None,
+    set_: Annotated[Optional[list[str]], _opt("--set", help="Any other config field, KEY=VALUE (repeatable), e.g. --set grad_clip=1.0.", panel=_RUN)] = None,
+) -> None:
+    """Train the fusion model on the store's embeddings; one MLflow run with metrics, checkpoint and predictions."""
+    given = _given(locals())  # first: only the parameters are local yet
+    from ..train.recipes import load_recipe, parse_set, resolve_config
+
+    overrides = {**parse_set(set_), **given}
+    layout = state(ctx).layout
+    rec = load_recipe(recipe) if recipe is not None else None
+    if rec is not None and rec.children:
+        err.print(f"[yellow]note:[/] {recipe} has a [sweep] table; `sertool train` uses only its base options "
+                  "(run the grid with `sertool sweep`)")
+    from ..tracking.tracker import Tracker
+    from ..train.loop import init_resolver, train as run_training
+
+    exp = overrides.get("experiment") or (rec.base.get("experiment") if rec else None)
+    tracker = Tracker(experiment=exp, store_root=layout.root)
+    config = resolve_config(rec, overrides, resolve_init=init_resolver(tracker, exp))
+    result = run_training(config, layout, tracker=tracker, console=err)
+    if result.run_id:
+        _print_result(result, tracker)
+
+
+def sweep(
+    ctx: typer.Context,
+    recipe: Annotated[Path, typer.Argument(help="TOML recipe with a [sweep] table.", show_default=False)],
+    epochs: Annotated[Optional[int], _opt("--epochs", help="Override the recipe's epochs for every child.", panel=_RUN)] = None,
+    samples_per_epoch: Annotated[Optional[int], _opt("--samples-per-epoch", help="Override for every child.", panel=_RUN)] = None,
+    experiment: Annotated[Optional[str], _opt("--experiment", "-e", help="MLflow experiment. (default: one per store)", panel=_RUN)] = None,
+    device: Annotated[Optional[Device], _opt("--device", help="cpu or cuda (AMP).", panel=_RUN)] = None,
+    num_workers: Annotated[Optional[int], _opt("--num-workers", help="Data loader worker processes.", panel=_RUN)] = None,
+    set_: Annotated[Optional[list[str]], _opt("--set", help="Override any config field for every child, KEY=VALUE (repeatable).", panel=_RUN)] = None,
+) -> None:
+    """Run a recipe's grid as child runs of one parent run, then print a summary table."""
+    given = _given(locals())  # first: only the parameters are local yet
+    from ..train.recipes import load_recipe, parse_set
+    from ..train.sweep import run_sweep
+
+    overrides = {**parse_set(set_), **given}
+    result = run_sweep(load_recipe(recipe), state(ctx).layout, overrides=overrides, console=err)
+    if result.parent_run_id is None:
+        return
+    df = result.summary()
+    table = Table(title=f"sweep {recipe.stem}  (parent run {result.parent_run_id})", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    for col in df.columns:
+        table.add_column(col.replace("best_dev_", ""), justify="right" if df[col].dtype.kind in "fi" else "left")
+    for row in df.itertuples(index=False):
+        table.add_row(*[_fmt(v) for v in row])
+    out.print(table)
+
+
+def _given(values: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The options the user typed (not None), enums as their values, keyed by config field."""
+    drop = {"ctx", "recipe", "set_", *skip}
+    return {k: (v.value if isinstance(v, Enum) else v) for k, v in values.items() if k not in drop and v is not None}
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:.4g}"
+    return "-" if v is None else str(v)
+
+
+def _print_result(result: "TrainResult", tracker: Any) -> None:
+    table = Table(title=f"run {result.run_id}  ({result.config.run_label}, best epoch {result.best_epoch})",
+                  title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("split")
+    for col in ("f1_macro", "ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean"):
+        table.add_column(col, justify="right")
+    rows = {"Development": result.best, **result.tests}
+    for split, m in rows.items():
+        table.add_row(split, *[_fmt(m.get(c, math.nan)) for c in
+                               ("f1_macro", "ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean")])
+    out.print(table)
+    err.print(f"tracked in {tracker.uri} (experiment {tracker.experiment!r}); browse with `sertool ui`")
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `train` and `sweep` on the root app."""
+    app.command("train")(train)
+    app.command("sweep")(sweep)
