@@ -55,6 +55,7 @@ from .names import (
 )
 from .records import RunInfo
 from .uri import (
+    TrackingUnreachable,
     artifact_root_for,
     check_reachable,
     default_experiment_name,
@@ -255,6 +256,8 @@ class RunLogger:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.finalize("FINISHED")
+        elif issubclass(exc_type, TrackingUnreachable):
+            self._status = "FAILED"  # the server is gone: telling it would only wait out more retries
         elif issubclass(exc_type, KeyboardInterrupt):
             self.finalize("KILLED")
         else:
@@ -262,18 +265,21 @@ class RunLogger:
 
     # -- primitives
     def _batch(self, metrics: list = (), params: list = (), tags: list = ()) -> None:  # type: ignore[assignment]
-        self._client.log_batch(self._run_id, metrics=metrics, params=params, tags=tags, synchronous=True)
+        with _reaching(self._client):
+            self._client.log_batch(self._run_id, metrics=metrics, params=params, tags=tags, synchronous=True)
 
     def _upload(self, local: Path, artifact_path: str | None) -> None:
-        if local.is_dir():
-            self._client.log_artifacts(self._run_id, str(local), artifact_path)
-        elif local.is_file():
-            self._client.log_artifact(self._run_id, str(local), artifact_path)
-        else:
+        if not (local.is_dir() or local.is_file()):
             raise NotFound(f"cannot log artifact {local}: no such file or directory")
+        with _reaching(self._client):
+            if local.is_dir():
+                self._client.log_artifacts(self._run_id, str(local), artifact_path)
+            else:
+                self._client.log_artifact(self._run_id, str(local), artifact_path)
 
     def _terminate(self, status: str) -> None:
-        self._client.set_terminated(self._run_id, status)
+        with _reaching(self._client):
+            self._client.set_terminated(self._run_id, status)
 
 
 class NullRunLogger(RunLogger):
@@ -290,6 +296,35 @@ class NullRunLogger(RunLogger):
 
     def _terminate(self, status: str) -> None:
         pass
+
+
+def _lost_connection(error: BaseException | None) -> bool:
+    """True when `error`, or what it was raised from, is a refused, reset or timed-out connection."""
+    import requests
+
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+@contextmanager
+def _reaching(client: MlflowClient) -> Iterator[None]:
+    """A server that dies mid-run becomes one `TrackingUnreachable` line instead of MLflow's traceback
+    (MLflow wraps the refused connection in a generic MlflowException after its retries)."""
+    try:
+        yield
+    except Exception as e:
+        if isinstance(e, SertoolError) or not _lost_connection(e):
+            raise
+        uri = getattr(client, "tracking_uri", "the tracking URI")
+        raise TrackingUnreachable(
+            f"tracking server unreachable at {uri} (connection lost mid-run; the run is left unfinished "
+            "there: rerun once the server is back)"
+        ) from None
 
 
 @contextmanager
@@ -396,11 +431,12 @@ class Tracker:
         if parent_run_id:
             all_tags[PARENT_TAG] = parent_run_id
         all_tags.update({k: v for k, v in (tags or {}).items() if v is not None})
-        run = self.client.create_run(
-            exp_id,
-            run_name=run_name,
-            tags={clean_key(k): stringify(v, MAX_TAG_VAL_LENGTH) for k, v in all_tags.items()},
-        )
+        with _reaching(self.client):
+            run = self.client.create_run(
+                exp_id,
+                run_name=run_name,
+                tags={clean_key(k): stringify(v, MAX_TAG_VAL_LENGTH) for k, v in all_tags.items()},
+            )
         return RunLogger(self.client, run.info.run_id, exp_id)
 
     # -- reading
