@@ -8,10 +8,12 @@ the clips still without a transcript; a rerun with nothing left does nothing.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import NotFound
 from ..store.catalog import Catalog
 from ..store.layout import StoreLayout
 
@@ -42,6 +44,12 @@ def corpus_transcripts(cat: Catalog) -> list[str]:
     return [r[0] for r in rows]
 
 
+def audio_path(path: str, root: str | None) -> Path:
+    """Catalog paths are relative to their corpus root (absolute ones are taken as they are)."""
+    p = Path(path)
+    return p if p.is_absolute() or not root else Path(root) / p
+
+
 def transcribe_missing(
     layout: StoreLayout,
     *,
@@ -52,16 +60,22 @@ def transcribe_missing(
     console: "Console | None" = None,
 ) -> TranscribeReport:
     """Transcribe clips with no transcript, in batches, committing each batch (source `asr`)."""
-    from .audio import load_audio
+    from .audio import SAMPLE_RATE, load_audio
 
+    from .presets import PRESETS
+
+    if preset not in PRESETS:  # before anything else, even when there is nothing to do
+        raise NotFound(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     t0 = time.perf_counter()
     with Catalog(layout.catalog) as cat:
         # Sorted by duration: batch-mates need similar token budgets (see WhisperASR.max_new_tokens).
-        todo = cat.execute(
-            "SELECT clip_id, path, duration_s FROM clips WHERE transcript IS NULL "
-            "AND clip_id NOT IN (SELECT clip_id FROM skipped) "  # unreadable audio, recorded by ingest/embed
-            "ORDER BY duration_s NULLS LAST, clip_id"
+        rows = cat.execute(
+            "SELECT c.clip_id, c.path, co.root FROM clips c LEFT JOIN corpora co USING (corpus) "
+            "WHERE c.transcript IS NULL "
+            "AND c.clip_id NOT IN (SELECT clip_id FROM skipped) "  # unreadable audio, recorded by ingest/embed
+            "ORDER BY c.duration_s NULLS LAST, c.clip_id"
         )
+        todo = [(clip_id, audio_path(path, root)) for clip_id, path, root in rows]
         if not todo:
             return TranscribeReport(0, 0, time.perf_counter() - t0, 0.0)
         from .asr import load_asr
@@ -75,34 +89,26 @@ def transcribe_missing(
             task = progress.add_task("transcribing", total=len(todo)) if progress else None
             for i in range(0, len(todo), max(1, batch_size)):
                 batch = todo[i : i + batch_size]
-                wavs = [load_audio(path) for _, path, _ in batch]
+                wavs = [load_audio(path) for _, path in batch]
                 texts = asr.transcribe(wavs)
                 with cat.transaction():
-                    for (clip_id, _, _), text in zip(batch, texts):
+                    for (clip_id, _), text in zip(batch, texts):
                         cat.execute(
                             "UPDATE clips SET transcript = ?, transcript_source = ? "
                             "WHERE clip_id = ? AND transcript IS NULL",
                             [text, ASR_SOURCE, clip_id],
                         )
                 done += len(batch)
-                audio_s += sum(len(w) for w in wavs) / 16_000
+                audio_s += sum(len(w) for w in wavs) / SAMPLE_RATE
                 if progress:
                     progress.update(task, advance=len(batch))
     return TranscribeReport(len(todo), done, time.perf_counter() - t0, audio_s)
 
 
-class _NoProgress:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _progress(console: "Console | None"):
     """A rich progress bar with clips/s and ETA on `console` (stderr), or nothing."""
     if console is None:
-        return _NoProgress()
+        return nullcontext()
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

@@ -32,16 +32,17 @@ def layout(tmp_path, models_dir) -> StoreLayout:
     shutil.copytree(models_dir / "tiny", layout.models / "tiny")  # reuse the session's tiny models
     (tmp_path / "audio").mkdir()
     with Catalog(layout.catalog) as cat, cat.transaction():
+        # clip paths are relative to the corpus root, as ingest writes them
+        cat.execute("INSERT INTO corpora VALUES ('toy', ?, 'test', now()::TIMESTAMP)", [str(tmp_path)])
         for i, (cid, sec, text, src) in enumerate(CLIPS):
-            path = tmp_path / "audio" / f"{cid}.wav"
-            sf.write(path, speechlike(sec, i), 16_000, subtype="PCM_16")
+            sf.write(tmp_path / "audio" / f"{cid}.wav", speechlike(sec, i), 16_000, subtype="PCM_16")
             cat.execute(
                 "INSERT INTO clips (clip_id, corpus, path, duration_s, transcript, transcript_source) "
                 "VALUES (?, 'toy', ?, ?, ?, ?)",
-                [cid, str(path), sec, text, src],
+                [cid, f"audio/{cid}.wav", sec, text, src],
             )
-        path.with_name("c6.wav").write_bytes(b"not audio")
-        cat.execute("INSERT INTO skipped VALUES ('c6', 'toy', ?, 'cannot read audio')", [str(path.with_name("c6.wav"))])
+        (tmp_path / "audio" / "c6.wav").write_bytes(b"not audio")
+        cat.execute("INSERT INTO skipped VALUES ('c6', 'toy', 'audio/c6.wav', 'cannot read audio')")
     return layout
 
 
