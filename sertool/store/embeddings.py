@@ -239,7 +239,7 @@ class EmbeddingWriter:
             if a.ndim != 2 or a.shape[1] != dim:
                 raise ValueError(f"clip {cid!r}: frames of shape {a.shape}, expected (n, {dim})")
             h = a.astype(np.float16, copy=False)
-            if not np.isfinite(h).all():
+            if len(h) and int((h.view(np.uint16) & 0x7C00).max()) == 0x7C00:  # exponent all ones: inf/NaN
                 raise ValueError(f"clip {cid!r}: frames are not finite in float16 (overflow or NaN)")
             arrays.append(h)
         lengths = np.array([len(a) for a in arrays], dtype=np.int64)
@@ -331,13 +331,22 @@ class EmbeddingIndex:
         return self.row_start[pos], self.n_frames[pos]
 
 
-def pad_batch(frames: Sequence[np.ndarray], dim: int) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Stack ragged [n_i, dim] arrays into a zero-padded float32 (B, T_max, dim) tensor plus lengths (B,)."""
+def pad_batch(
+    frames: Sequence[np.ndarray], dim: int, dtype: "torch.dtype | None" = None
+) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Stack ragged [n_i, dim] arrays into a zero-padded (B, T_max, dim) tensor plus lengths (B,).
+
+    float32 by default; float16 halves the bytes a batch costs to build and to move to the GPU
+    (cast there). Writing the padded batch is most of a batch's cost, not reading the frames.
+    """
     import torch
 
+    np_dtype = np.float32 if dtype in (None, torch.float32) else np.float16
+    if dtype not in (None, torch.float32, torch.float16):
+        raise ValueError(f"padded batches are float32 or float16, not {dtype}")
     lengths = np.array([len(f) for f in frames], dtype=np.int64)
     t_max = int(lengths.max()) if len(lengths) else 0
-    out = np.zeros((len(frames), t_max, dim), dtype=np.float32)  # (B, T, D); calloc: padding is free
+    out = np.zeros((len(frames), t_max, dim), dtype=np_dtype)  # (B, T, D); calloc: padding is free
     for i, f in enumerate(frames):
         out[i, : len(f)] = f
     return torch.from_numpy(out), torch.from_numpy(lengths)
@@ -430,12 +439,15 @@ class EmbeddingReader:
         return [np.array(v, copy=True) for v in self._views(encoder, variant, clip_ids)]
 
     def batch(
-        self, clip_ids: Sequence[str], specs: Sequence[tuple[str, str | Sequence[str]]]
+        self,
+        clip_ids: Sequence[str],
+        specs: Sequence[tuple[str, str | Sequence[str]]],
+        dtype: "torch.dtype | None" = None,
     ) -> dict[str, tuple["torch.Tensor", "torch.Tensor"]]:
-        """Padded float32 frames (B, T_max, dim) and lengths (B,) per encoder, keyed by encoder name.
+        """Padded frames (B, T_max, dim) and lengths (B,) per encoder, keyed by encoder name.
 
         Each spec is (encoder, variant), where variant may also be one name per clip (augmented
-        training picks a variant per clip).
+        training picks a variant per clip). float32 unless `dtype=torch.float16` (see `pad_batch`).
         """
         result: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for encoder, variant in specs:
@@ -454,5 +466,5 @@ class EmbeddingReader:
                     for i, a in zip(pos, self._views(encoder, v, [clip_ids[i] for i in pos])):
                         views[i] = a
                     dim = self.index(encoder, v).dim
-            result[encoder] = pad_batch(views, dim)
+            result[encoder] = pad_batch(views, dim, dtype)
         return result

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import _append_loop as loop
-from sertool.errors import NotFound, StoreInUse, StoreMismatch
+sys.path.insert(0, str(Path(__file__).parent))  # the kill test's child script, shared with this module
+import _append_loop as loop  # noqa: E402
+from sertool.errors import NotFound, StoreInUse, StoreMismatch  # noqa: E402
 from sertool.store.catalog import Catalog
 from sertool.store.embeddings import ArrayConfig, EmbeddingReader, EmbeddingStore
 from sertool.store.layout import StoreLayout
@@ -89,6 +90,10 @@ def test_padded_batch_and_lengths(tmp_path):
         np.testing.assert_array_equal(x[i, :n].numpy(), a.astype(np.float16).astype(np.float32))
         assert (x[i, n:] == 0).all()
     assert out["roberta"][0].shape[2] == 4
+    import torch
+
+    half, half_lengths = reader.batch([c for c, _ in want], [("wavlm", "clean")], dtype=torch.float16)["wavlm"]
+    assert half.dtype == torch.float16 and torch.equal(half.float(), x) and torch.equal(half_lengths, lengths)
     with pytest.raises(NotFound, match="nope"):
         reader.batch(["nope"], [("wavlm", "clean")])
 
