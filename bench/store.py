@@ -12,7 +12,7 @@ One process, one thread each; warm page cache (every batch is read once untimed 
 only", each clip's frames as an array of its own without padding (where the formats differ most:
 building the padded float32 batch costs the same on all three sides and dominates a padded batch).
 
-usage: python bench/store.py [--clips 3000] [--batches 5] [--repeats 2] [--dir DIR]
+usage: python bench/store.py [--clips 3000] [--batches 4] [--repeats 2] [--dir DIR]
 Ends with one JSON line: read_speedup (store / npy), limit_fraction (store / memmap), disk_ratio
 (store / npy bytes), files_per_100_clips (store), clips.
 """
@@ -191,7 +191,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--batches", type=int, default=5, help="random batches per timed pass")
+    ap.add_argument("--batches", type=int, default=4, help="random batches per timed pass")
     ap.add_argument("--repeats", type=int, default=2, help="timed passes per method (best is kept)")
     ap.add_argument("--write-batch", type=int, default=64, help="clips per store write call")
     ap.add_argument("--dir", type=Path, default=None, help="parent of the work directory (default: system temp)")
