@@ -54,6 +54,14 @@ from . import train as _train  # noqa: E402
 
 _train.register(app)
 
+from . import ensemble as _ensemble  # noqa: E402
+
+app.command("ensemble")(_ensemble.ensemble)
+
+from . import predict as _predict  # noqa: E402
+
+app.command("predict")(_predict.predict)
+
 
 def main() -> None:
     app()

@@ -1,0 +1,78 @@
+"""`sertool ensemble`: average the best tracked runs per attribute (Task 2) or by macro-F1 (Task 1)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import err, out, state
+
+
+class Method(str, Enum):
+    topk = "topk"
+    greedy = "greedy"
+
+
+def ensemble(
+    ctx: typer.Context,
+    task: Annotated[int, typer.Option("--task", min=1, max=2, help="1: classes by macro-F1; 2: attributes by CCC.")] = 2,
+    top: Annotated[int, typer.Option("--top", "-k", min=1, help="Members per attribute (greedy: its start bag).")] = 3,
+    method: Annotated[
+        Method, typer.Option("--method", help="topk, or greedy forward selection with replacement (Caruana).")
+    ] = Method.topk,
+    experiment: Annotated[
+        Optional[str], typer.Option("--experiment", "-e", help="Experiment name (default: the store's).")
+    ] = None,
+    filter_string: Annotated[
+        str, typer.Option("--filter", help="MLflow filter on the candidate runs, e.g. \"tags.sertool.stage = 'task2'\".")
+    ] = "",
+    baseline: Annotated[
+        Optional[Path],
+        typer.Option("--with-baseline", help="Challenge-format CSV (FileName,EmoAct,EmoVal,EmoDom) to average in."),
+    ] = None,
+    test_split: Annotated[str, typer.Option("--test-split", help="Split the submission covers.")] = "Test3",
+    out_path: Annotated[
+        Optional[Path],
+        typer.Option("--out", help="Submission file.", show_default="<store>/submissions/<name>_task<T>.csv"),
+    ] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Run name (default ens-task<T>-<method><K>).")] = None,
+    include_ensembles: Annotated[
+        bool, typer.Option("--include-ensembles", help="Earlier ensemble runs are candidates too.")
+    ] = False,
+) -> None:
+    """Choose members on dev, average their predictions, log the ensemble run, write the submission."""
+    from ..ensemble.build import EnsembleConfig, build_ensemble
+
+    cfg = EnsembleConfig(
+        task=task, top=top, method=method.value, experiment=experiment, filter_string=filter_string,
+        baseline=baseline, test_split=test_split, name=name, out=out_path, include_ensembles=include_ensembles,
+    )
+    result = build_ensemble(state(ctx).layout, cfg, console=err)
+    for note in result.notes:
+        err.print(f"note: {note}", highlight=False)
+    print_result(result)
+
+
+def print_result(result) -> None:
+    """One rich table per target: members (times chosen, own dev score), then the ensemble's dev score."""
+    from rich import box
+    from rich.table import Table
+
+    for target, rep in result.reports.items():
+        title = "classes (macro-F1)" if target == "class" else f"{target} (CCC)"
+        table = Table(title=f"{result.name}: {title}", title_justify="left", box=box.SIMPLE_HEAD)
+        for col, just in (("member", "left"), ("run", "left"), ("×", "right"), (f"dev {rep.metric}", "right")):
+            table.add_column(col, justify=just)
+        for m in rep.members:
+            table.add_row(m.name, m.member[:8], str(m.count), f"{m.dev:.4f}")
+        table.add_section()
+        table.add_row("[bold]ensemble[/]", "", str(sum(m.count for m in rep.members)), f"[bold]{rep.ensemble_dev:.4f}[/]")
+        table.add_row("best single run", "", "1", f"{rep.best_single_dev:.4f}")
+        out.print(table)
+    figures = "  ".join(f"{k} {v:.4f}" for k, v in result.dev_metrics.items())
+    out.print(f"dev: {figures}", highlight=False)
+    out.print(f"run {result.run_id}  ({result.spec.candidates} candidates, {result.spec.method})", highlight=False)
+    out.print(f"submission: {result.submission}", highlight=False)

@@ -1,0 +1,91 @@
+"""`sertool predict`: a tracked run or ensemble on new audio files; results to stdout."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import err, out, state
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def predict(
+    ctx: typer.Context,
+    run: Annotated[str, typer.Argument(help="Run or ensemble: id, id prefix or name (as `sertool runs` shows).")],
+    audio: Annotated[list[Path], typer.Argument(help="Audio files (any rate and channels; resampled to 16 kHz mono).")],
+    transcript: Annotated[
+        Optional[str], typer.Option("--transcript", help="Transcript to use instead of Whisper ASR (every file).")
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    preset: Annotated[
+        Optional[str], typer.Option("--preset", help="Encoder weights (tiny|paper); default: as the store recorded.")
+    ] = None,
+    model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Local directory of the paper checkpoints.")] = None,
+    window_seconds: Annotated[
+        float, typer.Option("--window-seconds", help="Longer files are predicted in windows of this length.")
+    ] = 30.0,
+    experiment: Annotated[Optional[str], typer.Option("--experiment", "-e", help="Experiment to look the run up in.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Class, class probabilities and arousal/valence/dominance for new audio (one row per window + file)."""
+    from ..errors import SertoolError
+    from ..predict import PredictConfig, predict_files
+
+    cfg = PredictConfig(preset=preset, model_dir=model_dir, window_seconds=window_seconds, transcript=transcript,
+                        device=device, experiment=experiment)
+    report = predict_files(state(ctx).layout, run, audio, cfg, console=err)
+    for note in report.notes:
+        err.print(f"note: {note}", highlight=False)
+    for _, reason in report.skipped:
+        err.print(f"skipped {reason}", highlight=False, soft_wrap=True)
+    if not report.rows:
+        raise SertoolError(f"nothing could be predicted: none of the {len(audio)} file(s) was readable")
+    rows = [r.to_dict() for r in report.rows]
+    if fmt is Format.json:
+        typer.echo(json.dumps(rows, indent=2))
+    elif fmt is Format.csv:
+        typer.echo(_csv(rows), nl=False)
+    else:
+        _table(report)
+
+
+def _csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    probs = list(rows[0]["probabilities"])
+    cols = ["file", "window", "start_s", "end_s", "transcript", "pred_class", *(f"p_{c}" for c in probs),
+            "arousal", "valence", "dominance"]
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([r["file"], r["window"], r["start_s"], r["end_s"], r["transcript"] or "", r["pred_class"],
+                    *(f"{r['probabilities'][c]:.6f}" for c in probs),
+                    *(f"{r[a]:.6f}" for a in ("arousal", "valence", "dominance"))])
+    return buf.getvalue()
+
+
+def _table(report) -> None:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=f"{report.run.name} ({report.run.run_id[:8]}, {report.run.kind})", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    for col, just in (("file", "left"), ("window", "left"), ("transcript", "left"), ("class", "left"),
+                      ("p", "right"), ("arousal", "right"), ("valence", "right"), ("dominance", "right")):
+        table.add_column(col, justify=just, overflow="fold")
+    for r in report.rows:
+        where = "all" if r.window is None else f"{r.window}: {r.start_s:.1f}-{r.end_s:.1f} s"
+        text = "".join(ch if ch.isprintable() else "?" for ch in r.transcript or "")  # ASR may emit control bytes
+        table.add_row(Path(r.file).name, where, text if len(text) <= 40 else text[:39] + "…", r.pred_class,
+                      f"{r.probs.max():.3f}", *(f"{v:.2f}" for v in r.attrs))
+    out.print(table)

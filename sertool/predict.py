@@ -1,0 +1,353 @@
+"""`sertool predict`: a tracked run (or ensemble) on new audio files, outside any corpus.
+
+    run / ensemble -> the training runs and the weight each has per target (ensembles expand, nested too)
+    -> their checkpoints -> the encoders they were trained on, checked by fingerprint
+    file -> 16 kHz mono -> windows -> transcript (Whisper ASR, or --transcript) -> frames -> every model
+    -> class probabilities + arousal/valence/dominance, averaged as the ensemble does
+
+Frames go through float16 before the model sees them, as they do in the store. A file longer than one
+window gets a row per window and a row for the whole file (the windows' average, weighted by their
+duration); an unreadable file is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import BadInput, NotFound, SertoolError, StoreMismatch
+from .model.labels import ATTRIBUTES, CLASSES
+from .store.layout import StoreLayout
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .encoders.base import Encoder
+    from .tracking.records import RunInfo
+    from .tracking.tracker import Tracker
+
+SAMPLE_RATE = 16_000
+TAIL_MERGE = 0.25
+"""A last window shorter than this share of a window joins the previous one (no 0.2 s windows)."""
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """How to predict: encoder weights, windowing, transcript."""
+
+    preset: str | None = None
+    """Encoder weights (tiny / paper); default: what the store's catalog recorded for each encoder."""
+    model_dir: Path | None = None
+    """Local directory of the paper checkpoints."""
+    window_seconds: float = 30.0
+    transcript: str | None = None
+    """Use this transcript for every file and window instead of running ASR."""
+    device: str = "cpu"
+    experiment: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.window_seconds > 0:
+            raise SertoolError(f"--window-seconds must be positive, got {self.window_seconds}")
+
+
+@dataclass
+class Prediction:
+    """One row of output: a window of a file, or the whole file (`window` None)."""
+
+    file: str
+    window: int | None
+    """1-based window number; None for the whole file."""
+    start_s: float
+    end_s: float
+    transcript: str | None
+    probs: np.ndarray  # (8,)
+    attrs: np.ndarray  # (3,)
+
+    @property
+    def pred_class(self) -> str:
+        return CLASSES[int(np.argmax(self.probs))]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file, "window": self.window if self.window is not None else "all",
+            "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "transcript": self.transcript,
+            "pred_class": self.pred_class, "probabilities": {c: float(p) for c, p in zip(CLASSES, self.probs)},
+            **{a: float(v) for a, v in zip(ATTRIBUTES, self.attrs)},
+        }
+
+
+@dataclass
+class PredictReport:
+    run: "RunInfo"
+    members: dict[str, dict[str, float]]
+    """Target -> training run id -> weight."""
+    rows: list[Prediction] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(file, reason) of files that could not be read."""
+    notes: list[str] = field(default_factory=list)
+
+
+# -- which runs, with which weight ---------------------------------------------------------------------
+
+def load_spec(tracker: "Tracker", run: "RunInfo"):
+    """An ensemble run's `EnsembleSpec` (from `ensemble.json`)."""
+    from .ensemble.spec import SPEC_ARTIFACT, EnsembleSpec
+
+    with tempfile.TemporaryDirectory(prefix="sertool-spec-") as tmp:
+        try:
+            path = tracker.download_artifact(run.run_id, SPEC_ARTIFACT, tmp)
+        except NotFound:
+            raise NotFound(f"ensemble run {run.name} ({run.run_id[:8]}) has no {SPEC_ARTIFACT}: "
+                           "it was not made by `sertool ensemble`") from None
+        return EnsembleSpec.from_dict(json.loads(Path(path).read_text()))
+
+
+def member_weights(tracker: "Tracker", run: "RunInfo", notes: list[str], _depth: int = 0) -> dict[str, dict[str, float]]:
+    """Training run id -> weight for each target (`class`, arousal, valence, dominance).
+
+    A training run is all of itself; an ensemble is its members' weights (nested ensembles expand).
+    The external baseline only exists for corpus clips, so on new audio it is left out.
+    """
+    from .ensemble.spec import ALL_TARGETS, BASELINE
+
+    if run.kind != "ensemble":
+        return {t: {run.run_id: 1.0} for t in ALL_TARGETS}
+    if _depth > 8:
+        raise SertoolError(f"ensemble {run.name} ({run.run_id[:8]}) nests too deeply")
+    spec = load_spec(tracker, run)
+    if spec.baseline:
+        notes.append(f"{run.name}: its baseline ({spec.baseline}) has no predictions for new audio; "
+                     "averaged without it")
+    sub: dict[str, dict[str, dict[str, float]]] = {}
+    out: dict[str, dict[str, float]] = {t: {} for t in ALL_TARGETS}
+    for t in ALL_TARGETS:
+        w = {m: x for m, x in spec.weights(t).items() if m != BASELINE}
+        total = sum(w.values())
+        for m, x in w.items():
+            if m not in sub:
+                sub[m] = member_weights(tracker, tracker.get_run(m), notes, _depth + 1)
+            for r, y in sub[m][t].items():
+                out[t][r] = out[t].get(r, 0.0) + x / total * y
+    return out
+
+
+# -- models and encoders -------------------------------------------------------------------------------
+
+@dataclass
+class _Loaded:
+    models: dict[str, Any]
+    """Training run id -> FusionModel (eval mode)."""
+    encoders: dict[str, "Encoder"]
+    asr: Any | None
+
+
+def _encoder_rows(layout: StoreLayout) -> dict[str, tuple]:
+    """name -> (kind, layer, checkpoint) from the store's catalog, if it has one."""
+    if not layout.catalog.exists():
+        return {}
+    from .store.catalog import Catalog
+
+    with Catalog(layout.catalog, read_only=True) as cat:
+        return {r[0]: r[1:] for r in cat.execute("SELECT name, kind, layer, checkpoint FROM encoders")}
+
+
+def _parse_name(name: str) -> tuple[str, int | None]:
+    """`wavlm` -> (wavlm, None); `wavlm-l12` -> (wavlm, 12): how embed names an encoder config."""
+    import re
+
+    m = re.fullmatch(r"([a-z]+)(?:-l(\d+))?", name)
+    if not m:
+        raise NotFound(f"cannot tell which encoder {name!r} is (not in this store's catalog either)")
+    return m.group(1), int(m.group(2)) if m.group(2) else None
+
+
+def _source(layout: StoreLayout, cfg: PredictConfig, name: str, rows: dict[str, tuple]) -> tuple[str, int | None, str, Path | None]:
+    """(kind, layer, preset, model_dir) to rebuild encoder `name` as the store embedded with it."""
+    if name in rows:
+        kind, layer, checkpoint = rows[name]
+    else:
+        (kind, layer), checkpoint = _parse_name(name), None
+    if cfg.preset:
+        return kind, layer, cfg.preset, cfg.model_dir
+    if checkpoint is not None:
+        if str(checkpoint).startswith("sertool-tiny/"):
+            return kind, layer, "tiny", None
+        local = Path(str(checkpoint))
+        if cfg.model_dir is None and local.is_absolute() and local.is_dir():
+            return kind, layer, "paper", local.parent
+        return kind, layer, "paper", cfg.model_dir
+    tiny_built = (layout.models / "tiny" / "tiny.json").exists()
+    return kind, layer, "tiny" if tiny_built else "paper", cfg.model_dir
+
+
+def _corpus_texts(layout: StoreLayout) -> list[str] | None:
+    """What the tiny tokenizers were trained on, should the tiny models need building here."""
+    if not layout.catalog.exists():
+        return None
+    from .encoders.transcribe import corpus_transcripts
+    from .store.catalog import Catalog
+
+    with Catalog(layout.catalog, read_only=True) as cat:
+        return corpus_transcripts(cat)
+
+
+def load_models(
+    tracker: "Tracker", layout: StoreLayout, run_ids: Sequence[str], cfg: PredictConfig, need_asr: bool
+) -> _Loaded:
+    """Each run's checkpoint, and the encoders they were trained on, refusing any fingerprint mismatch."""
+    from .encoders.registry import load_encoder
+    from .train.checkpoint import CheckpointInfo, load_model
+
+    models: dict[str, Any] = {}
+    wanted: dict[str, tuple[str, str]] = {}  # encoder name -> (fingerprint, run label)
+    with tempfile.TemporaryDirectory(prefix="sertool-predict-") as tmp:
+        for rid in run_ids:
+            run = tracker.get_run(rid)
+            label = f"{run.name} ({rid[:8]})"
+            weights, config = tracker.load_checkpoint(rid, Path(tmp) / rid)
+            info = CheckpointInfo.from_dict(config, f"run {label}")
+            for name, meta in info.encoders.items():
+                fp = str(meta.get("fingerprint"))
+                if name in wanted and wanted[name][0] != fp:
+                    raise StoreMismatch(f"runs {wanted[name][1]} and {label} were trained on different {name} "
+                                        f"encoders (fingerprints {wanted[name][0]} and {fp}); cannot share frames")
+                wanted.setdefault(name, (fp, label))
+            models[rid] = load_model(weights, info).to(cfg.device).eval()
+
+    rows = _encoder_rows(layout)
+    texts = None
+    encoders: dict[str, "Encoder"] = {}
+    text_preset: tuple[str, Path | None] | None = None
+    for name, (fp, label) in wanted.items():
+        kind, layer, preset, model_dir = _source(layout, cfg, name, rows)
+        if preset == "tiny" and not (layout.models / "tiny" / "tiny.json").exists() and texts is None:
+            texts = _corpus_texts(layout) or []
+        enc = load_encoder(kind, preset, model_dir=model_dir, layer=layer, device=cfg.device,
+                           store_models_dir=layout.models, texts=texts)
+        got = enc.record.fingerprint
+        if got != fp:
+            raise StoreMismatch(
+                f"run {label} was trained on {name} frames with fingerprint {fp}, but the {name} encoder loaded "
+                f"here ({preset} preset, {enc.record.checkpoint}) has fingerprint {got}: pass the --preset / "
+                f"--model-dir (and --store) the run's embeddings were made with"
+            )
+        encoders[name] = enc
+        if enc.modality == "text":
+            text_preset = (preset, model_dir)
+    asr = None
+    if need_asr and text_preset is not None:
+        from .encoders.asr import load_asr
+
+        asr = load_asr(text_preset[0], model_dir=text_preset[1], device=cfg.device, store_models_dir=layout.models)
+    return _Loaded(models, encoders, asr)
+
+
+# -- one file --------------------------------------------------------------------------------------------
+
+def window_spans(n_samples: int, window: int) -> list[tuple[int, int]]:
+    """Consecutive (start, end) spans of `window` samples; a short tail joins the window before it."""
+    spans = [(s, min(s + window, n_samples)) for s in range(0, n_samples, window)]
+    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < TAIL_MERGE * window:
+        spans.pop()
+        spans[-1] = (spans[-1][0], n_samples)
+    return spans
+
+
+def _padded(frames: list[np.ndarray]):
+    """Frames as the store hands them to training: float16 values, padded (B, T, D) float32 + lengths."""
+    import torch
+
+    lengths = [len(f) for f in frames]
+    out = np.zeros((len(frames), max(max(lengths), 1), frames[0].shape[1]), dtype=np.float32)
+    for i, f in enumerate(frames):
+        out[i, : len(f)] = np.asarray(f, dtype=np.float16)
+    return torch.from_numpy(out), torch.tensor(lengths, dtype=torch.long)
+
+
+def predict_windows(loaded: _Loaded, weights: dict[str, dict[str, float]], pieces: list[np.ndarray],
+                    texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(W, 8) probabilities and (W, 3) attributes of the windows, blended over the runs."""
+    import torch
+
+    from .ensemble.spec import blend
+
+    inputs = {}
+    for name, enc in loaded.encoders.items():
+        frames = enc.embed(list(texts) if enc.modality == "text" else pieces)
+        inputs[name] = _padded(frames)
+    probs, attrs = {}, {}
+    with torch.inference_mode():
+        for rid, model in loaded.models.items():
+            device = next(model.parameters()).device
+            out = model({n: (x.to(device), l.to(device)) for n, (x, l) in inputs.items() if n in model.config.encoders})
+            probs[rid] = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
+            attrs[rid] = out.attributes.float().cpu().numpy()
+    return blend(weights, probs, attrs)
+
+
+def predict_file(loaded: _Loaded, weights: dict[str, dict[str, float]], path: Path, cfg: PredictConfig) -> list[Prediction]:
+    """Rows for one file: one per window and, for several windows, the whole file."""
+    from .encoders.audio import load_audio
+
+    wav = load_audio(path)
+    spans = window_spans(len(wav), max(1, int(round(cfg.window_seconds * SAMPLE_RATE))))
+    pieces = [wav[s:e] for s, e in spans]
+    if cfg.transcript is not None:
+        texts = [cfg.transcript] * len(pieces)
+    elif loaded.asr is not None:
+        texts = loaded.asr.transcribe(pieces)
+    else:
+        texts = [None] * len(pieces)
+    probs, attrs = predict_windows(loaded, weights, pieces, texts)
+    name = str(path)
+    if len(spans) == 1:
+        return [Prediction(name, None, 0.0, len(wav) / SAMPLE_RATE, texts[0], probs[0], attrs[0])]
+    rows = [Prediction(name, i + 1, s / SAMPLE_RATE, e / SAMPLE_RATE, t, p, a)
+            for i, ((s, e), t, p, a) in enumerate(zip(spans, texts, probs, attrs))]
+    dur = np.array([e - s for s, e in spans], dtype=np.float64)
+    w = dur / dur.sum()
+    joined = " ".join(t for t in texts if t) if any(texts) else (None if texts[0] is None else "")
+    rows.append(Prediction(name, None, 0.0, len(wav) / SAMPLE_RATE, joined, w @ probs, w @ attrs))
+    return rows
+
+
+# -- the command -----------------------------------------------------------------------------------------
+
+def predict_files(
+    layout: StoreLayout,
+    ref: str,
+    files: Sequence[str | Path],
+    cfg: PredictConfig = PredictConfig(),
+    *,
+    tracker: "Tracker | None" = None,
+    console: "Console | None" = None,
+) -> PredictReport:
+    """Predict every readable file with run or ensemble `ref` (id, id prefix or name)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .tracking.tracker import Tracker
+
+    if not files:
+        raise SertoolError("no audio files given")
+    tracker = tracker or Tracker(experiment=cfg.experiment, store_root=layout.root)
+    run = tracker.resolve_run(ref, cfg.experiment)
+    report = PredictReport(run, {})
+    report.members = member_weights(tracker, run, report.notes)
+    run_ids = list(dict.fromkeys(r for w in report.members.values() for r in w))
+    loaded = load_models(tracker, layout, run_ids, cfg, need_asr=cfg.transcript is None)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=console is None, transient=True) as progress:
+        task = progress.add_task("predicting", total=len(files))
+        for f in files:
+            try:
+                report.rows += predict_file(loaded, report.members, Path(f), cfg)
+            except BadInput as e:
+                report.skipped.append((str(f), str(e)))
+            progress.advance(task)
+    return report

@@ -1,0 +1,118 @@
+"""Real tiny checkpoints logged as runs, and wav files that no corpus holds.
+
+The tiny encoders are built offline into the test store; small `FusionModel`s with random weights are
+saved with the training code's checkpoint helpers and logged as train runs whose tags and checkpoint
+config carry the encoders' real fingerprints; an ensemble run records members as `sertool ensemble` does.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+TEXTS = [
+    "i can not believe you did that again",
+    "that is wonderful news thank you so much",
+    "well i guess we will see what happens tomorrow",
+    "please stop talking about the weather all the time",
+] * 5
+ENCODERS = ("whisper", "wavlm", "roberta")
+
+
+def speechlike(seconds: float, seed: int, sr: int = 16_000) -> np.ndarray:
+    """Noise with a slow loudness envelope (real dynamics for normalisation and attention to act on)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    env = 0.05 + 0.3 * np.abs(np.sin(np.linspace(0, 3 * seconds, n)))
+    return (rng.standard_normal(n) * env).astype(np.float32)
+
+
+@dataclass
+class Setup:
+    layout: object
+    uri: str
+    experiment: str
+    encoders: dict  # name -> loaded Encoder
+    tracker: object
+    models: dict = field(default_factory=dict)  # run name -> FusionModel
+    run_ids: dict = field(default_factory=dict)
+    audio: dict = field(default_factory=dict)  # name -> Path
+
+
+def _log_checkpoint(tracker, tmp: Path, name: str, seed: int, encoders: dict, experiment: str,
+                    fingerprints: dict[str, str] | None = None):
+    import torch
+
+    from sertool.model.fusion import FusionConfig, FusionModel
+    from sertool.model.labels import ATTRIBUTES, CLASSES
+    from sertool.tracking.names import encoder_tag
+    from sertool.train.checkpoint import CheckpointInfo, save_checkpoint
+
+    fps = {n: e.record.fingerprint for n, e in encoders.items()} | (fingerprints or {})
+    torch.manual_seed(seed)
+    config = FusionConfig(encoders={n: e.record.dim for n, e in encoders.items()}, proj_dim=16, lstm_hidden=16,
+                          lstm_layers=1, attn_hidden=8)
+    model = FusionModel(config).eval()
+    info = CheckpointInfo(fusion=config.to_dict(), encoders={n: {"dim": e.record.dim, "fingerprint": fps[n]}
+                                                             for n, e in encoders.items()},
+                          classes=list(CLASSES), attributes=list(ATTRIBUTES))
+    weights = save_checkpoint(tmp / name, model.state_dict(), info)
+    with tracker.start("train", experiment=experiment, run_name=name,
+                       tags={encoder_tag(n): fp for n, fp in fps.items()}) as run:
+        run.log_checkpoint(weights, info.to_dict())
+    return run.run_id, model
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> Setup:
+    import soundfile as sf
+
+    from sertool.encoders.presets import build_tiny
+    from sertool.encoders.registry import load_encoder
+    from sertool.ensemble.spec import SPEC_ARTIFACT, EnsembleSpec
+    from sertool.store.layout import StoreLayout
+    from sertool.tracking import Tracker
+
+    root = tmp_path_factory.mktemp("project")
+    layout = StoreLayout.at(root / "store")
+    build_tiny(layout.models / "tiny", TEXTS)
+    encoders = {n: load_encoder(n, "tiny", store_models_dir=layout.models) for n in ENCODERS}
+    uri = f"sqlite:///{root / 'experiments' / 'mlflow.db'}"
+    tracker = Tracker(uri, experiment="predict")
+    s = Setup(layout, uri, "predict", encoders, tracker)
+    for name, seed in (("tiny-a", 1), ("tiny-b", 2)):
+        s.run_ids[name], s.models[name] = _log_checkpoint(tracker, root, name, seed, encoders, s.experiment)
+    s.run_ids["tiny-badfp"], _ = _log_checkpoint(tracker, root, "tiny-badfp", 3, encoders, s.experiment,
+                                                 {"wavlm": "deadbeefdeadbeef"})
+    a, b = s.run_ids["tiny-a"], s.run_ids["tiny-b"]
+    spec = EnsembleSpec(task=2, method="topk", top=1,
+                        members={"arousal": [a], "valence": [b], "dominance": [a, b]})
+    with tracker.start("ensemble", experiment=s.experiment, run_name="ens-ab") as run:
+        run.log_params(spec.params())
+        run.log_dict(spec.to_dict(), SPEC_ARTIFACT)
+    s.run_ids["ens-ab"] = run.run_id
+
+    audio = root / "new-audio"
+    audio.mkdir()
+    sf.write(audio / "short.wav", speechlike(2.5, 1), 16_000)
+    # 44.1 kHz stereo: predict resamples and downmixes like ingest does.
+    long = speechlike(7.0, 2, sr=44_100)
+    sf.write(audio / "long.wav", np.stack([long, 0.5 * long], axis=1), 44_100)
+    (audio / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(64))
+    s.audio = {"short": audio / "short.wav", "long": audio / "long.wav", "broken": audio / "broken.wav",
+               "missing": audio / "missing.wav"}
+    return s
+
+
+@pytest.fixture
+def cli_env(setup, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", setup.uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", setup.experiment)
+    monkeypatch.setenv("COLUMNS", "200")
+    return setup

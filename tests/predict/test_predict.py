@@ -1,0 +1,111 @@
+"""`sertool predict` on wav files outside any corpus, with real tiny checkpoints logged as runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from sertool.cli import app
+from sertool.errors import StoreMismatch
+from sertool.model.labels import ATTRIBUTES, CLASSES
+from sertool.predict import PredictConfig, predict_files, window_spans
+
+
+def invoke(setup, *args: str):
+    return CliRunner().invoke(app, ["--store", str(setup.layout.root), "predict", *args])
+
+
+def direct(setup, run: str, wav: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """What the run's model says when fed the encoders' frames by hand (fp16-rounded, as stored)."""
+    import torch
+
+    batch = {}
+    for name, enc in setup.encoders.items():
+        (f,) = enc.embed([text] if enc.modality == "text" else [wav])
+        batch[name] = (torch.from_numpy(f.astype(np.float16).astype(np.float32))[None], torch.tensor([len(f)]))
+    with torch.inference_mode():
+        out = setup.models[run](batch)
+    return torch.softmax(out.logits, -1)[0].numpy(), out.attributes[0].numpy()
+
+
+def test_windows_cover_the_file_and_a_short_tail_joins_the_last():
+    assert window_spans(7 * 16_000, 3 * 16_000) == [(0, 48_000), (48_000, 96_000), (96_000, 112_000)]
+    assert window_spans(6_500, 3_000) == [(0, 3_000), (3_000, 6_500)]  # 0.5 s tail < 25 % of a window
+    assert window_spans(2_000, 3_000) == [(0, 2_000)]
+
+
+def test_predict_new_files_with_asr_and_a_skipped_file(setup, cli_env):
+    a = setup.audio
+    res = invoke(setup, "tiny-a", str(a["broken"]), str(a["short"]), str(a["missing"]), "--format", "json")
+    assert res.exit_code == 0, res.output
+    # Each unreadable file: one line on stderr naming it; the others are predicted.
+    skipped = [line for line in res.stderr.splitlines() if line.startswith("skipped")]
+    assert len(skipped) == 2 and "broken.wav" in skipped[0] and "missing.wav" in skipped[1]
+    (short,) = json.loads(res.stdout)
+    assert short["file"] == str(a["short"]) and short["window"] == "all"
+    assert short["start_s"] == 0 and short["end_s"] == pytest.approx(2.5)
+    assert isinstance(short["transcript"], str)  # from Whisper ASR (tiny: random weights, any text)
+    assert sum(short["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+    assert short["pred_class"] == max(short["probabilities"], key=short["probabilities"].get)
+    assert all(1 <= short[x] <= 7 for x in ATTRIBUTES)
+    print(f"tiny-a on short.wav (ASR {short['transcript']!r}): {short['pred_class']} "
+          + " ".join(f"{x} {short[x]:.3f}" for x in ATTRIBUTES))
+
+    res = invoke(setup, "tiny-a", str(a["short"]), "--transcript", "hello there")
+    assert res.exit_code == 0 and "short.wav" in res.stdout and "hello there" in res.stdout
+
+
+def test_long_file_in_windows_plus_its_average(setup, cli_env):
+    res = invoke(setup, "tiny-a", str(setup.audio["long"]), "--window-seconds", "3", "--transcript", "hi there",
+                 "--format", "csv")
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert list(rows[0]) == ["file", "window", "start_s", "end_s", "transcript", "pred_class",
+                             *(f"p_{c}" for c in CLASSES), *ATTRIBUTES]
+    assert [(r["window"], float(r["start_s"]), float(r["end_s"])) for r in rows] == [
+        ("1", 0, 3), ("2", 3, 6), ("3", 6, 7), ("all", 0, 7)]
+    # The file's row is the duration-weighted average of its windows.
+    w = np.array([3, 3, 1]) / 7
+    for col in (*ATTRIBUTES, *(f"p_{c}" for c in CLASSES)):
+        assert float(rows[3][col]) == pytest.approx(float(w @ [float(r[col]) for r in rows[:3]]), abs=1e-5)
+    for r in rows:
+        assert sum(float(r[f"p_{c}"]) for c in CLASSES) == pytest.approx(1, abs=1e-4)
+    assert len({r["arousal"] for r in rows[:3]}) == 3  # windows differ
+
+
+def test_runs_and_ensembles_predict_with_their_own_models_and_encoders(setup):
+    from sertool.encoders.audio import load_audio
+
+    cfg = PredictConfig(transcript="well then", experiment=setup.experiment)
+    files = [setup.audio["short"]]
+    (a,) = predict_files(setup.layout, "tiny-a", files, cfg, tracker=setup.tracker).rows
+    (b,) = predict_files(setup.layout, "tiny-b", files, cfg, tracker=setup.tracker).rows
+    # A run's figures are its checkpoint's model on its encoders' (fp16-stored) frames.
+    probs, attrs = direct(setup, "tiny-a", load_audio(setup.audio["short"]), "well then")
+    np.testing.assert_allclose(a.probs, probs, atol=1e-5)
+    np.testing.assert_allclose(a.attrs, attrs, atol=1e-5)
+    assert not np.allclose(a.attrs, b.attrs)  # the members really differ
+
+    # The ensemble: arousal from tiny-a, valence from tiny-b, dominance their mean; classes: both once.
+    ens = predict_files(setup.layout, "ens-ab", files, cfg, tracker=setup.tracker)
+    assert ens.members["arousal"] == {setup.run_ids["tiny-a"]: 1.0}
+    (e,) = ens.rows
+    np.testing.assert_allclose(e.attrs, [a.attrs[0], b.attrs[1], (a.attrs[2] + b.attrs[2]) / 2], atol=1e-5)
+    np.testing.assert_allclose(e.probs, (a.probs + b.probs) / 2, atol=1e-5)
+
+
+def test_a_run_of_other_encoders_is_refused(setup):
+    with pytest.raises(StoreMismatch, match=r"tiny-badfp .*wavlm frames with fingerprint deadbeefdeadbeef"):
+        predict_files(setup.layout, "tiny-badfp", [setup.audio["short"]],
+                      PredictConfig(transcript="x", experiment=setup.experiment), tracker=setup.tracker)
+
+
+def test_nothing_readable_is_an_error(setup, cli_env):
+    res = invoke(setup, "tiny-b", str(setup.audio["broken"]), "--transcript", "x")
+    assert res.exit_code == 2
+    assert "broken.wav" in res.stderr and "nothing could be predicted" in res.stderr
