@@ -38,6 +38,10 @@ def _root(
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(store.app, name="store")
 
+from . import store_merge as _store_merge  # noqa: E402
+
+store.app.command("merge")(_store_merge.merge)
+
 from . import transcribe as _transcribe  # noqa: E402
 
 app.command("transcribe")(_transcribe.transcribe)

@@ -34,6 +34,11 @@ def embed(
     skip_bad: Annotated[
         bool, typer.Option("--skip-bad", help="Record unreadable audio in `skipped` and go on.")
     ] = False,
+    shard: Annotated[
+        Optional[str],
+        typer.Option(help="Embed only shard I/N (one of N workers) into a segment; then `sertool store merge`. "
+                     "Under torchrun: one shard per rank, merged by rank 0."),
+    ] = None,
 ) -> None:
     """Embed every clip with the frozen encoders; resumable (a rerun does only what is missing)."""
     from ..embed.pipeline import DEFAULT_BATCH_SECONDS, EmbedConfig, embed_store
@@ -50,7 +55,14 @@ def embed(
         splits=_names(splits) or None,
         skip_bad=skip_bad,
     )
-    report = embed_store(state(ctx).layout, cfg, console=err)
+    from ._shard import run_sharded, wants_shards
+
+    if wants_shards(shard):
+        report = run_sharded(state(ctx).layout, cfg, shard)
+        if report is None:  # a torchrun rank other than 0: rank 0 reports
+            return
+    else:
+        report = embed_store(state(ctx).layout, cfg, console=err)
     for clip_id, path, reason in report.skipped:
         err.print(f"skipped {clip_id} ({path}): {reason}", highlight=False)
     if report.nothing_to_do:

@@ -281,11 +281,13 @@ def embed_store(
     *,
     console: "Console | None" = None,
     encoders: Sequence["Encoder"] | None = None,
+    select_batches: Callable[[str, str, list[list[ClipJob]]], list[list[ClipJob]]] | None = None,
 ) -> EmbedReport:
     """Embed every planned clip with every requested encoder and variant; resumable and idempotent.
 
     `console` shows a rich progress bar (clips/s, ETA) when given. `encoders` overrides loading from
-    the preset (benchmarks and tests reuse loaded models).
+    the preset (benchmarks and tests reuse loaded models). `select_batches(encoder, variant, plan)` keeps
+    part of each unit's bucket plan (a shard worker's batches: `embed.sharding`).
     """
     from ..store.embeddings import EmbeddingStore
 
@@ -319,10 +321,11 @@ def embed_store(
                 for variant in units_for(enc, cfg.augment):
                     writer = stack.enter_context(store.open_writer(catalog, enc.record, variant))
                     done = writer.done()
-                    batches = [b for b in ([c for c in b if c.clip_id not in done] for b in plan) if b]
+                    mine = plan if select_batches is None else select_batches(enc.record.name, variant, plan)
+                    batches = [b for b in ([c for c in b if c.clip_id not in done] for b in mine) if b]
                     todo.append((enc, variant, writer, batches))
                     left = sum(map(len, batches))
-                    report.units.append(UnitReport(enc.record.name, variant, already=len(clips) - left, written=0))
+                    report.units.append(UnitReport(enc.record.name, variant, already=sum(map(len, mine)) - left, written=0))
             total = sum(sum(map(len, b)) for *_, b in todo)
 
             with _progress(console, total) as progress:
