@@ -125,6 +125,19 @@ def test_task1_averages_class_probabilities_of_the_best_f1_runs(world, tracker, 
     assert {r["FileName"]: r["EmoClass"] for r in rows} == want
 
 
+def test_earlier_ensembles_can_be_members(world, tracker):
+    first = build_ensemble(world.layout, EnsembleConfig(top=2, method="greedy", experiment="ens", name="inner",
+                                                        out=world.layout.root / "inner.csv"), tracker=tracker)
+    outer = build_ensemble(world.layout, EnsembleConfig(top=1, experiment="ens", name="outer", include_ensembles=True,
+                                                        out=world.layout.root / "outer.csv"), tracker=tracker)
+    assert outer.spec.candidates > len(world.run_ids)
+    for a in ATTRIBUTES:  # greedy beat every single run on dev, so the inner ensemble is the best candidate
+        assert first.reports[a].ensemble_dev > first.reports[a].best_single_dev
+        chosen = outer.spec.members[a]
+        assert len(chosen) == 1 and tracker.get_run(chosen[0]).kind == "ensemble"
+        assert outer.dev_metrics[f"ccc_{a}"] >= first.dev_metrics[f"ccc_{a}"] - 1e-12
+
+
 def _baseline(path: Path, ids: list[str], values: np.ndarray) -> Path:
     lines = ["FileName,EmoAct,EmoVal,EmoDom"] + [f"{c}.wav,{a:.4f},{v:.4f},{d:.4f}" for c, (a, v, d) in zip(ids, values)]
     path.write_text("\n".join(lines) + "\n")

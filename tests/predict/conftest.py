@@ -97,6 +97,13 @@ def setup(tmp_path_factory) -> Setup:
         run.log_params(spec.params())
         run.log_dict(spec.to_dict(), SPEC_ARTIFACT)
     s.run_ids["ens-ab"] = run.run_id
+    # An ensemble with an ensemble member (and a baseline, which new audio has no predictions from).
+    nested = EnsembleSpec(task=2, method="topk", top=1, baseline="challenge_baseline.csv",
+                          members={a: [run.run_id, b, "baseline"] for a in ("arousal", "valence", "dominance")})
+    with tracker.start("ensemble", experiment=s.experiment, run_name="ens-nested") as run:
+        run.log_params(nested.params())
+        run.log_dict(nested.to_dict(), SPEC_ARTIFACT)
+    s.run_ids["ens-nested"] = run.run_id
 
     audio = root / "new-audio"
     audio.mkdir()

@@ -98,6 +98,13 @@ def test_runs_and_ensembles_predict_with_their_own_models_and_encoders(setup):
     np.testing.assert_allclose(e.attrs, [a.attrs[0], b.attrs[1], (a.attrs[2] + b.attrs[2]) / 2], atol=1e-5)
     np.testing.assert_allclose(e.probs, (a.probs + b.probs) / 2, atol=1e-5)
 
+    # Nested: half ens-ab, half tiny-b (the baseline is left out, with a note).
+    nested = predict_files(setup.layout, "ens-nested", files, cfg, tracker=setup.tracker)
+    assert any("baseline" in n for n in nested.notes)
+    (n,) = nested.rows
+    np.testing.assert_allclose(n.attrs, (e.attrs + b.attrs) / 2, atol=1e-5)
+    np.testing.assert_allclose(n.probs, (e.probs + b.probs) / 2, atol=1e-5)
+
 
 def test_a_run_of_other_encoders_is_refused(setup):
     with pytest.raises(StoreMismatch, match=r"tiny-badfp .*wavlm frames with fingerprint deadbeefdeadbeef"):
