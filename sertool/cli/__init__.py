@@ -27,12 +27,18 @@ app = typer.Typer(
 def _root(
     ctx: typer.Context,
     store_root: Annotated[
+        Optional[str],
+        typer.Option("--store", envvar="SERTOOL_STORE", show_default="./store",
+                     help="Feature-store root directory, or an fsspec URL (s3://bucket/store) for the arrays."),
+    ] = None,
+    catalog: Annotated[
         Optional[Path],
-        typer.Option("--store", envvar="SERTOOL_STORE", help="Feature-store root directory.", show_default="./store"),
+        typer.Option("--catalog", envvar="SERTOOL_CATALOG", show_default="<store>/catalog.duckdb",
+                     help="Catalog file: local or shared disk (required when --store is a URL)."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for user errors too.")] = False,
 ) -> None:
-    ctx.obj = AppState(store=store_root, debug=debug)
+    ctx.obj = AppState(store=store_root, catalog=catalog, debug=debug)
 
 
 app.add_typer(ingest.app, name="ingest")

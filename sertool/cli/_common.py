@@ -25,12 +25,13 @@ err = Console(stderr=True)
 class AppState:
     """What the root callback learned from global options, handed to every command via ctx.obj."""
 
-    store: Path | None = None
+    store: str | Path | None = None
+    catalog: Path | None = None
     debug: bool = False
 
     @property
     def layout(self) -> StoreLayout:
-        return StoreLayout.at(self.store)
+        return StoreLayout.at(self.store, self.catalog)
 
 
 def state(ctx: typer.Context) -> AppState:

@@ -10,7 +10,8 @@ the embedding rows it commits) and its own Zarr arrays, through the ordinary cra
    (rows ``[base, base + n)``, ``base`` a multiple of the shard size), so its shard files become the
    store's shard files ``base / shard_frames + j`` unchanged: a shard file is self-contained (its
    index holds offsets within the file), so they are hard-linked (copied where links are not
-   possible), never rewritten;
+   possible, uploaded to a remote store), never rewritten. Where the layouts differ (a remote store
+   keeps smaller shards) the frames are copied through zarr, one whole destination shard at a time;
 2. commits every segment's embedding rows (row_start shifted by ``base``) and skipped clips in one
    transaction;
 3. deletes the merged segments.
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import StoreInUse, StoreMismatch
+from ..errors import StoreInUse
 from .catalog import Catalog
 from .embeddings import FRAMES, EmbeddingStore, register_encoder
 from .layout import StoreLayout
@@ -136,7 +137,12 @@ class MergeReport:
         return sum(u.clips for u in self.units)
 
 
-def _array_meta(array_dir: Path) -> dict:
+def _array_meta(array_dir: Path | str) -> dict:
+    if isinstance(array_dir, str):  # a remote store's array (fsspec URL)
+        import fsspec
+
+        with fsspec.open(f"{array_dir}/zarr.json", "rb") as f:
+            return json.loads(f.read())
     return json.loads((array_dir / "zarr.json").read_text())
 
 
@@ -150,13 +156,20 @@ def _shard_frames(meta: dict) -> int:
     return int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
 
 
-def _shard_file(array_dir: Path, meta: dict, k: int) -> Path:
+def _shard_file(array_dir: Path | str, meta: dict, k: int) -> Path | str:
     sep = meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/")
-    return array_dir / "c" / str(k) / "0" if sep == "/" else array_dir / f"c{sep}{k}{sep}0"
+    key = f"c/{k}/0" if sep == "/" else f"c{sep}{k}{sep}0"
+    return f"{array_dir}/{key}" if isinstance(array_dir, str) else array_dir / key
 
 
-def _place(src: Path, dst: Path) -> None:
+def _place(src: Path, dst: Path | str) -> None:
     """Put `src`'s bytes at `dst` atomically (replacing an orphan file a killed writer left there)."""
+    if isinstance(dst, str):  # remote store: one upload (an object PUT replaces atomically)
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(dst)
+        fs.put_file(str(src), path)
+        return
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".merging")
     tmp.unlink(missing_ok=True)
@@ -165,6 +178,16 @@ def _place(src: Path, dst: Path) -> None:
     except OSError:  # no hard links here (another filesystem, some network mounts): copy
         shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
+
+
+def _copy_frames(seg_dir: Path, dst, base: int, n: int, shard_frames: int) -> None:
+    """Rows [0, n) of the segment's array to rows [base, base + n) of `dst`, one destination shard per write."""
+    import zarr
+
+    src = zarr.open_array(seg_dir, mode="r")
+    for start in range(0, n, shard_frames):
+        stop = min(n, start + shard_frames)
+        dst[base + start : base + stop] = src[start:stop]
 
 
 def _open_segment(segment: StoreLayout) -> Catalog:
@@ -211,9 +234,6 @@ def merge_segments(layout: StoreLayout, segments: list[StoreLayout] | None = Non
                     arrays[key] = store._open_array(record, var)
                 main_dir = store.array_dir(enc, var)
                 seg_meta, main_meta = _array_meta(seg_dir), _array_meta(main_dir)
-                if _layout_key(seg_meta) != _layout_key(main_meta):
-                    raise StoreMismatch(f"{seg_dir}: array layout differs from {main_dir}; shard files cannot move "
-                                        "between them (embed the shard again into a fresh segment)")
                 unit = rows[(rows.encoder == enc) & (rows.variant == var)].copy()
                 dup = unit.clip_id.isin(have[key])
                 unit = unit[~dup]
@@ -226,10 +246,13 @@ def merge_segments(layout: StoreLayout, segments: list[StoreLayout] | None = Non
                 arr = arrays[key]
                 if arr.shape[0] < base + seg_end:  # the array's extent first, as the writer does
                     arr.resize((base + seg_end, arr.shape[1]))
-                for j in range(-(-seg_end // S)):
-                    src = _shard_file(seg_dir, seg_meta, j)
-                    if src.exists():
-                        _place(src, _shard_file(main_dir, main_meta, base // S + j))
+                if _layout_key(seg_meta) == _layout_key(main_meta):
+                    for j in range(-(-seg_end // S)):  # same layout: the shard files themselves move
+                        src = Path(_shard_file(seg_dir, seg_meta, j))
+                        if src.exists():
+                            _place(src, _shard_file(main_dir, main_meta, base // S + j))
+                else:  # another shard size or codec (a remote store's arrays): copy through zarr, shard by shard
+                    _copy_frames(seg_dir, arr, base, seg_end, S)
                 unit["row_start"] = unit.row_start.astype(np.int64) + base
                 rows_out.append(unit)
                 have[key] |= set(unit.clip_id)

@@ -25,6 +25,8 @@ from ..store.splits import DEV, TRAIN, scheme_exists, split_sql
 if TYPE_CHECKING:
     import torch
 
+    from ..store.layout import StoreLayout
+
 CLEAN = "clean"
 
 
@@ -326,15 +328,18 @@ class PlanSampler:
         return len(self._plan)
 
 
-def open_reader(store_root: str | Path, encoders: dict[str, EncoderInfo], splits: Sequence[SplitData],
+def open_reader(store_root: str | Path | StoreLayout, encoders: dict[str, EncoderInfo], splits: Sequence[SplitData],
                 catalog: Catalog | None = None):
-    """The store's batch reader with the index of every (encoder, variant) these splits can ask for."""
+    """The store's batch reader with the index of every (encoder, variant) these splits can ask for.
+
+    Pass the `StoreLayout` itself for a store whose arrays are remote (a root path alone loses the URL)."""
     from ..store.embeddings import EmbeddingStore
     from ..store.layout import StoreLayout
 
     variants = {CLEAN} | {v for s in splits for vs in s.variants for v in vs}
     specs = [(e, v) for e, info in encoders.items() for v in sorted(variants) if v == CLEAN or not info.text]
-    return EmbeddingStore(StoreLayout.at(store_root)).reader(specs, catalog=catalog)
+    layout = store_root if isinstance(store_root, StoreLayout) else StoreLayout.at(store_root)
+    return EmbeddingStore(layout).reader(specs, catalog=catalog)
 
 
 def read_frames(

@@ -287,7 +287,7 @@ def _build(config: TrainConfig, layout: StoreLayout, device: str, dist, init_wei
 
     with Catalog(layout.catalog, read_only=True) as catalog:
         data = load_training_data(catalog, config.encoders, config.splits)
-        reader = open_reader(layout.root, data.encoders, [data.train] if config.augment else [], catalog=catalog)
+        reader = open_reader(layout, data.encoders, [data.train] if config.augment else [], catalog=catalog)
     _seed_all(config.seed)
     fusion = FusionConfig(
         encoders={n: e.dim for n, e in data.encoders.items()}, proj_dim=config.proj_dim,
