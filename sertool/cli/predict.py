@@ -79,13 +79,19 @@ def _table(report) -> None:
     from rich.table import Table
 
     table = Table(title=f"{report.run.name} ({report.run.run_id[:8]}, {report.run.kind})", title_justify="left",
-                  box=box.SIMPLE_HEAD)
-    for col, just in (("file", "left"), ("window", "left"), ("transcript", "left"), ("class", "left"),
-                      ("p", "right"), ("arousal", "right"), ("valence", "right"), ("dominance", "right")):
-        table.add_column(col, justify=just, overflow="fold")
+                  caption="aro/val/dom: arousal, valence, dominance on 1-7", box=box.SIMPLE_HEAD)
+    table.add_column("file", overflow="fold", min_width=12)
+    table.add_column("window", no_wrap=True)
+    table.add_column("transcript", no_wrap=True, overflow="ellipsis", max_width=12)
+    for col in ("class", "p", "aro", "val", "dom"):
+        table.add_column(col, justify="left" if col == "class" else "right", no_wrap=True)
+    last = None
     for r in report.rows:
-        where = "all" if r.window is None else f"{r.window}: {r.start_s:.1f}-{r.end_s:.1f} s"
+        if last is not None and r.file != last:
+            table.add_section()
+        where = "all" if r.window is None else f"{r.window}: {r.start_s:.1f}-{r.end_s:.1f}"
         text = "".join(ch if ch.isprintable() else "?" for ch in r.transcript or "")  # ASR may emit control bytes
-        table.add_row(Path(r.file).name, where, text if len(text) <= 40 else text[:39] + "…", r.pred_class,
-                      f"{r.probs.max():.3f}", *(f"{v:.2f}" for v in r.attrs))
+        table.add_row(Path(r.file).name if r.file != last else "", where, text, r.pred_class,
+                      f"{r.probs.max():.2f}", *(f"{v:.2f}" for v in r.attrs))
+        last = r.file
     out.print(table)
