@@ -95,12 +95,16 @@ def train(
     if rec is not None and rec.children:
         err.print(f"[yellow]note:[/] {recipe} has a [sweep] table; `sertool train` uses only its base options "
                   "(run the grid with `sertool sweep`)")
-    from ..tracking.tracker import Tracker
+    from ..train.distributed import from_env
     from ..train.loop import init_resolver, train as run_training
 
     exp = overrides.get("experiment") or (rec.base.get("experiment") if rec else None)
-    tracker = Tracker(experiment=exp, store_root=layout.root)
-    config = resolve_config(rec, overrides, resolve_init=init_resolver(tracker, exp))
+    tracker = None
+    if from_env().is_main or overrides.get("init_from") or (rec and rec.base.get("init_from")):
+        from ..tracking.tracker import Tracker  # (under torchrun, ranks > 0 log nothing: no mlflow import)
+
+        tracker = Tracker(experiment=exp, store_root=layout.root)
+    config = resolve_config(rec, overrides, resolve_init=init_resolver(tracker, exp) if tracker else None)
     result = run_training(config, layout, tracker=tracker, console=err)
     if result.run_id:
         _print_result(result, tracker)

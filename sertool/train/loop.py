@@ -72,7 +72,7 @@ class EpochStats:
     def metrics(self) -> dict[str, float]:
         out = {
             "train_loss": self.loss, "train_loss_reg": self.loss_reg, "train_loss_class": self.loss_class,
-            "lr": self.lr, "samples_per_s": self.samples / max(self.seconds, 1e-9),
+            "lr": self.lr, "train_samples": float(self.samples), "samples_per_s": self.samples / max(self.seconds, 1e-9),
             "data_wait_share": self.data_wait_s / max(self.seconds, 1e-9),
         }
         out.update({f"dev_{k}": v for k, v in self.dev.items()})
@@ -398,18 +398,36 @@ def _progress(console: "Console | None", enabled: bool):
     )
 
 
+class _Silent:
+    """What ranks other than 0 log to: nothing (and without importing mlflow, which they never use)."""
+
+    run_id = None
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
+
+    def __enter__(self) -> "_Silent":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def _train(config: TrainConfig, layout: StoreLayout, device: str, dist, tracker, parent_run_id, console) -> TrainResult:
     import torch
 
     from ..tracking.names import INIT_FROM_TAG, STAGE_TAG, STORE_TAG, encoder_tag
-    from ..tracking.tracker import NullRunLogger, Tracker
 
     if dist.is_main and tracker is None:
+        from ..tracking.tracker import Tracker
+
         tracker = Tracker(experiment=config.experiment, store_root=layout.root)
     with tempfile.TemporaryDirectory(prefix="sertool-train-") as tmp:
         init_weights = init_info = None
         if config.init_from:
             if tracker is None:  # other ranks read the checkpoint too: the weights are needed everywhere
+                from ..tracking.tracker import Tracker
+
                 tracker = Tracker(experiment=config.experiment, store_root=layout.root)
             weights, cfg = tracker.load_checkpoint(config.init_from, Path(tmp) / "init")
             init_weights, init_info = weights, CheckpointInfo.from_dict(cfg, f"run {config.init_from}")
@@ -426,7 +444,7 @@ def _train(config: TrainConfig, layout: StoreLayout, device: str, dist, tracker,
                 },
             )
         else:
-            run = NullRunLogger()
+            run = _Silent()
         with run:
             run.log_config({**config.to_dict(), "device": device})
             run.log_params({
@@ -505,7 +523,6 @@ def _finish(ctx: _Ctx, run: "RunLogger", result: TrainResult, tmp: Path) -> None
         fig = confusion_figure(split, probs)
         if fig is not None:
             run.log_figure(fig, f"plots/confusion_{tag}.png")
-        for a in ATTRIBUTES:
-            fig = scatter_figure(split, attrs, a)
-            if fig is not None:
-                run.log_figure(fig, f"plots/scatter_{tag}_{a}.png")
+        fig = scatter_figure(split, attrs)
+        if fig is not None:
+            run.log_figure(fig, f"plots/scatter_{tag}.png")

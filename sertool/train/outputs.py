@@ -59,24 +59,23 @@ def confusion_figure(split: "SplitData", probs: np.ndarray) -> "Figure | None":
     return fig
 
 
-def scatter_figure(split: "SplitData", attrs: np.ndarray, attribute: str) -> "Figure | None":
-    """Predicted against true ratings of one attribute (None if the split has no such labels)."""
+def scatter_figure(split: "SplitData", attrs: np.ndarray) -> "Figure | None":
+    """Predicted against true ratings, one panel per attribute (None if the split has no such labels)."""
     from matplotlib.figure import Figure
 
     from .metrics import ccc
 
-    j = ATTRIBUTES.index(attribute)
-    keep = split.scored & ~np.isnan(split.attrs[:, j])
-    if not keep.any():
+    if not split.scored.any():
         return None
-    t, p = split.attrs[keep, j], attrs[keep, j]
-    fig = Figure(figsize=(4.5, 4.5))
-    ax = fig.subplots()
-    ax.scatter(t, p, s=6, alpha=0.5)
-    ax.plot([1, 7], [1, 7], color="grey", lw=1, ls="--")
-    ax.set_xlim(1, 7)
-    ax.set_ylim(1, 7)
-    ax.set_xlabel(f"true {attribute}")
-    ax.set_ylabel(f"predicted {attribute}")
-    ax.set_title(f"{split.name} {attribute}: CCC {ccc(t, p):.3f}")
+    fig = Figure(figsize=(12, 4))
+    for j, (ax, attribute) in enumerate(zip(fig.subplots(1, len(ATTRIBUTES)), ATTRIBUTES)):
+        keep = split.scored & ~np.isnan(split.attrs[:, j])
+        t, p = split.attrs[keep, j], attrs[keep, j]
+        ax.scatter(t, p, s=6, alpha=0.5)
+        ax.plot([1, 7], [1, 7], color="grey", lw=1, ls="--")
+        ax.set_xlim(1, 7)
+        ax.set_ylim(1, 7)
+        ax.set_xlabel(f"true {attribute}")
+        ax.set_ylabel(f"predicted {attribute}")
+        ax.set_title(f"{split.name} {attribute}: CCC {ccc(t, p):.3f}" if keep.any() else attribute)
     return fig

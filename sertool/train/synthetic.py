@@ -31,7 +31,9 @@ class FrameSpec:
     encoders: dict[str, int] = field(default_factory=lambda: {"whisper": 16, "wavlm": 12, "roberta": 8})
     """Encoder name -> frame width; `roberta` is a text encoder (clean variant only, fewer frames)."""
     frames: tuple[int, int] = (8, 40)
-    """Frames per audio clip, drawn uniformly in [low, high]."""
+    """Frames per audio clip, drawn uniformly in [low, high] (unless `speech_lengths`)."""
+    speech_lengths: bool = False
+    """Realistic lengths instead: lognormal seconds (median 5 s, 1-30 s) at 50 frames/s, ~3 tokens/s of text."""
     variants: tuple[str, ...] = ("noise",)
     """Augmented variants of the training clips (audio encoders only)."""
     signal: float = 1.0
@@ -68,7 +70,10 @@ def write_frame_store(root: str | Path, spec: FrameSpec = FrameSpec()) -> StoreL
             emo = "X" if u < spec.p_no_agreement else "O" if u < spec.p_no_agreement + spec.p_other else CLASSES[rng.integers(n_cls)]
             base = cls_attr[CLASSES.index(emo)] if emo in CLASSES else rng.uniform(2.0, 6.0, size=3)
             attrs = np.clip(base + rng.normal(0, 0.6, size=3), 1.0, 7.0)
-            n_frames = int(rng.integers(spec.frames[0], spec.frames[1] + 1))
+            if spec.speech_lengths:
+                n_frames = int(round(float(np.clip(rng.lognormal(np.log(5.0), 0.45), 1.0, 30.0)) * 50))
+            else:
+                n_frames = int(rng.integers(spec.frames[0], spec.frames[1] + 1))
             rows.append((cid, CORPUS, f"Audios/{cid}.wav", split, n_frames / 50.0, 16000, 1, f"spk{i % 7}", "Female"))
             labels.append((emo if split != "Test3" else None, attrs))
             lengths.append(n_frames)
@@ -96,16 +101,27 @@ def write_frame_store(root: str | Path, spec: FrameSpec = FrameSpec()) -> StoreL
             variants = ["clean"] + ([] if text else list(spec.variants))
             for variant in variants:
                 noise = 1.0 if variant == "clean" else 1.5
-                items = []
-                for row, (emo, attrs), n_audio in zip(rows, labels, lengths):
-                    cid, split = row[0], row[3]
-                    if variant != "clean" and split != "Train":
-                        continue
-                    n = n_audio if not text else 6 + int(erng.integers(6))
-                    center = (protos[CLASSES.index(emo)] if emo in CLASSES else 0.0)
-                    center = spec.signal * (center + ((attrs - 4.0) / 1.5) @ attr_dirs)
-                    items.append((cid, (center + noise * erng.normal(size=(n, dim))).astype(np.float32)))
                 with store.open_writer(cat, record, variant) as writer:
-                    for k in range(0, len(items), 256):
-                        writer.write(items[k : k + 256])
+                    items: list[tuple[str, np.ndarray]] = []
+                    for row, (emo, attrs), n_audio in zip(rows, labels, lengths):
+                        cid, split = row[0], row[3]
+                        if variant != "clean" and split != "Train":
+                            continue
+                        if not text:
+                            n = n_audio
+                        elif spec.speech_lengths:
+                            n = max(1, round(n_audio / 50 * 3 + 2))
+                        else:
+                            n = 6 + int(erng.integers(6))
+                        center = protos[CLASSES.index(emo)] if emo in CLASSES else 0.0
+                        center = (spec.signal * (center + ((attrs - 4.0) / 1.5) @ attr_dirs)).astype(np.float32)
+                        frames = erng.standard_normal(size=(n, dim), dtype=np.float32)
+                        frames *= noise
+                        frames += center
+                        items.append((cid, frames))
+                        if len(items) == 64:  # bounded memory at realistic sizes
+                            writer.write(items)
+                            items = []
+                    if items:
+                        writer.write(items)
     return layout

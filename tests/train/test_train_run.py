@@ -89,8 +89,8 @@ def test_run_artifacts_present_and_loadable(tiny_run, tracker, frame_store, tmp_
         assert df[["arousal", "valence", "dominance"]].apply(lambda s: s.between(1, 7).all()).all()
     # plots are real PNGs; the run's config.json is the resolved config
     plots = tracker.list_artifacts(run_id, "plots")
-    assert "plots/confusion_dev.png" in plots
-    assert {f"plots/scatter_dev_{a}.png" for a in ("arousal", "valence", "dominance")} <= set(plots)
+    assert {"plots/confusion_dev.png", "plots/scatter_dev.png", "plots/confusion_test1.png", "plots/scatter_test1.png"} <= set(plots)
+    assert not any("test3" in p for p in plots)  # unlabelled: nothing to plot
     png = tracker.download_artifact(run_id, "plots/confusion_dev.png", tmp_path / "p")
     assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cfg = json.loads(Path(tracker.download_artifact(run_id, "config.json", tmp_path / "c")).read_text())
