@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
     from ..store.layout import StoreLayout
 
+    from ..store.layout import StoreLayout
+
 CLEAN = "clean"
 
 
@@ -252,7 +254,7 @@ class Batch:
     """Model inputs and targets of one batch (what the DataLoader yields)."""
 
     inputs: dict[str, tuple["torch.Tensor", "torch.Tensor"]]
-    """Encoder -> (frames (B, T, D) float32, lengths (B,) int64)."""
+    """Encoder -> (frames (B, T, D) float32, or float16 on cuda, lengths (B,) int64)."""
     class_target: "torch.Tensor"  # (B,) int64
     attrs: "torch.Tensor"  # (B, 3) float32
     index: "torch.Tensor"  # (B,) int64: positions in the split
@@ -285,10 +287,12 @@ class StoreBatches:
     indexes are loaded once in the main process and pickled to the workers without open files.
     """
 
-    def __init__(self, reader: Any, encoders: dict[str, EncoderInfo], split: SplitData) -> None:
+    def __init__(self, reader: Any, encoders: dict[str, EncoderInfo], split: SplitData,
+                 dtype: "torch.dtype | None" = None) -> None:
         self.reader = reader
         self.encoders = encoders
         self.split = split
+        self.dtype = dtype
 
     def __len__(self) -> int:
         return len(self.split)
@@ -303,7 +307,7 @@ class StoreBatches:
         variants = [it.variant for it in items]
         index = np.array([it.index for it in items], dtype=np.int64)
         return Batch(
-            read_frames(self.reader, ids, variants, self.encoders),
+            read_frames(self.reader, ids, variants, self.encoders, self.dtype),
             torch.from_numpy(self.split.class_target[index]),
             torch.from_numpy(self.split.attrs[index]),
             torch.from_numpy(index),
@@ -328,25 +332,23 @@ class PlanSampler:
         return len(self._plan)
 
 
-def open_reader(store_root: str | Path | StoreLayout, encoders: dict[str, EncoderInfo], splits: Sequence[SplitData],
+def open_reader(layout: "StoreLayout", encoders: dict[str, EncoderInfo], splits: Sequence[SplitData],
                 catalog: Catalog | None = None):
-    """The store's batch reader with the index of every (encoder, variant) these splits can ask for.
-
-    Pass the `StoreLayout` itself for a store whose arrays are remote (a root path alone loses the URL)."""
+    """The store's batch reader with the index of every (encoder, variant) these splits can ask for."""
     from ..store.embeddings import EmbeddingStore
-    from ..store.layout import StoreLayout
 
     variants = {CLEAN} | {v for s in splits for vs in s.variants for v in vs}
     specs = [(e, v) for e, info in encoders.items() for v in sorted(variants) if v == CLEAN or not info.text]
-    layout = store_root if isinstance(store_root, StoreLayout) else StoreLayout.at(store_root)
     return EmbeddingStore(layout).reader(specs, catalog=catalog)
 
 
 def read_frames(
-    reader: Any, clip_ids: Sequence[str], variants: Sequence[str], encoders: dict[str, EncoderInfo]
+    reader: Any, clip_ids: Sequence[str], variants: Sequence[str], encoders: dict[str, EncoderInfo],
+    dtype: "torch.dtype | None" = None,
 ) -> dict[str, tuple["torch.Tensor", "torch.Tensor"]]:
     """Padded frames (B, T, D) and lengths (B,) of each encoder, each clip in its own variant
-    (text encoders always read `clean`: an augmented clip keeps its clean transcript)."""
+    (text encoders always read `clean`: an augmented clip keeps its clean transcript). `dtype`
+    float16 halves the bytes a batch costs to build, pin and copy to the GPU (the model upcasts)."""
     same = len(set(variants)) <= 1
     specs = []
     for e, info in encoders.items():
@@ -354,7 +356,7 @@ def read_frames(
             specs.append((e, CLEAN))
         else:
             specs.append((e, variants[0] if same and variants else list(variants)))
-    return reader.batch(list(clip_ids), specs=specs)
+    return reader.batch(list(clip_ids), specs=specs, dtype=dtype)
 
 
 def make_loader(dataset: StoreBatches, sampler: PlanSampler, *, num_workers: int, prefetch: int,

@@ -88,7 +88,7 @@ def test_variants_drawn_per_clip(data):
 
 def test_batches_read_each_clip_in_its_variant(frame_store, data):
     td, _ = data
-    reader = open_reader(frame_store.root, td.encoders, [td.train])
+    reader = open_reader(frame_store, td.encoders, [td.train])
     ds = StoreBatches(reader, td.encoders, td.train)
     items = [Item(0, "noise"), Item(1, "clean"), Item(2, "noise"), Item(3, "clean")]
     batch = ds.__getitems__(items)
@@ -108,3 +108,6 @@ def test_batches_read_each_clip_in_its_variant(frame_store, data):
     got = list(loader)
     assert [b.index.tolist() for b in got] == [[0, 1], [2, 3]]
     assert torch.equal(got[1].inputs["whisper"][0], ds.__getitems__(items[2:]).inputs["whisper"][0])
+    half = StoreBatches(reader, td.encoders, td.train, torch.float16).__getitems__(items)  # what cuda reads
+    assert half.inputs["wavlm"][0].dtype == torch.float16
+    torch.testing.assert_close(half.inputs["wavlm"][0].float(), batch.inputs["wavlm"][0])
