@@ -27,7 +27,7 @@ def embed(
     ] = "",
     device: Annotated[str, typer.Option(help="cpu or cuda (bf16/fp16 autocast on cuda).")] = "cpu",
     batch_seconds: Annotated[
-        Optional[float], typer.Option(help="Padded seconds of audio per forward pass (length bucketing).")
+        Optional[float], typer.Option(help="Padded seconds of audio per forward pass (length bucketing).", show_default="60 on cpu, 320 on cuda")
     ] = None,
     seed: Annotated[int, typer.Option(help="Augmentation seed.")] = 0,
     splits: Annotated[Optional[str], typer.Option(help="Only clips of these splits (comma-separated).")] = None,
@@ -41,7 +41,7 @@ def embed(
     ] = None,
 ) -> None:
     """Embed every clip with the frozen encoders; resumable (a rerun does only what is missing)."""
-    from ..embed.pipeline import DEFAULT_BATCH_SECONDS, EmbedConfig, embed_store
+    from ..embed.pipeline import EmbedConfig, embed_store
 
     cfg = EmbedConfig(
         preset=preset,
@@ -50,7 +50,7 @@ def embed(
         model_dir=model_dir,
         augment=_names(augment),
         device=device,
-        batch_seconds=batch_seconds if batch_seconds is not None else DEFAULT_BATCH_SECONDS,
+        batch_seconds=batch_seconds,
         seed=seed,
         splits=_names(splits) or None,
         skip_bad=skip_bad,

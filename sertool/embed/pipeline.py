@@ -2,8 +2,8 @@
 
 The work is a list of units, one per (encoder, variant): `clean` for every encoder, plus each
 augmentation for audio encoders. Text encoders see only the transcript, which augmenting the audio does
-not change, so they have `clean` only; readers of an augmented variant take a text encoder's `clean`
-frames (`text_variant`).
+not change, so they have `clean` only; a reader of an augmented variant takes a text encoder's `clean`
+frames (the training loader does: `train.data`, text encoders = `frame_rate IS NULL` in `encoders`).
 
 Batches come from length bucketing: clips sorted by duration are packed while the batch's *padded*
 audio (batch size x longest clip; for Whisper each clip is a 30 s window) stays within
@@ -43,8 +43,14 @@ if TYPE_CHECKING:
 WHISPER_WINDOW_S = 30.0
 """Whisper's encoder takes exactly 30 s of audio (3000 mel frames): every clip costs whole windows."""
 
-DEFAULT_BATCH_SECONDS = 320.0
-"""Padded seconds of audio per forward call: ~10 Whisper windows, ~60 five-second clips for WavLM."""
+DEFAULT_BATCH_SECONDS = {"cuda": 320.0, "cpu": 60.0}
+"""Padded seconds of audio per forward call. On a GPU big batches fill the device (~10 Whisper windows,
+~60 five-second clips for WavLM); on a CPU the tiny models are compute-bound and a few clips per call
+already amortise the call overhead, while bigger buckets only add padding (bench/embed.py)."""
+
+
+def default_batch_seconds(device: str) -> float:
+    return DEFAULT_BATCH_SECONDS["cuda" if device.startswith("cuda") else "cpu"]
 
 
 # -- what to embed -----------------------------------------------------------------------------------
@@ -110,12 +116,6 @@ def bucket_batches(
     return batches
 
 
-def text_variant(modality: str, variant: str) -> str:
-    """The variant whose frames a reader should take: text encoders only have `clean` (the transcript of
-    an augmented clip is the clean transcript), audio encoders have every variant."""
-    return CLEAN if modality == "text" else variant
-
-
 # -- configuration and report ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -132,7 +132,8 @@ class EmbedConfig:
     augment: tuple[str, ...] = ()
     """Augmented variants to store besides `clean`: any of noise, reverb, gain."""
     device: str = "cpu"
-    batch_seconds: float = DEFAULT_BATCH_SECONDS
+    batch_seconds: float | None = None
+    """Padded audio seconds per forward call (None: `default_batch_seconds(device)`)."""
     seed: int = 0
     """Global augmentation seed; each clip's augmentation derives from (seed, clip id, variant)."""
     splits: tuple[str, ...] | None = None
@@ -147,6 +148,8 @@ class EmbedConfig:
         if unknown or not self.encoders:
             raise SertoolError(f"unknown encoder {', '.join(unknown) or '(none)'}: choose from {', '.join(KINDS)}")
         check_variants(list(self.augment))
+        if self.batch_seconds is None:
+            object.__setattr__(self, "batch_seconds", default_batch_seconds(self.device))
         if not self.batch_seconds > 0:
             raise SertoolError(f"--batch-seconds must be positive, got {self.batch_seconds}")
 
