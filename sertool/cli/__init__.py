@@ -72,6 +72,10 @@ from . import predict as _predict  # noqa: E402
 
 app.command("predict")(_predict.predict)
 
+from . import demo as _demo  # noqa: E402
+
+app.command("demo")(_demo.demo)
+
 
 def main() -> None:
     app()
