@@ -74,6 +74,7 @@ def train(
     proj_dim: Annotated[Optional[int], _opt("--proj-dim", help="Projection width per encoder. (default: 1028)", panel=_MODEL)] = None,
     lstm_hidden: Annotated[Optional[int], _opt("--lstm-hidden", help="LSTM hidden size. (default: 2048)", panel=_MODEL)] = None,
     pooling: Annotated[Optional[Pooling], _opt("--pooling", help="Frame pooling: attentive statistics or mean. (default: asp)", panel=_MODEL)] = None,
+    pooled_norm: Annotated[Optional[bool], _opt("--pooled-norm/--no-pooled-norm", help="Standardise pooled encoder statistics across clips (not in the paper; helps random-weight tiny encoders). (default: off)", panel=_MODEL)] = None,
     encoders: Annotated[Optional[str], _opt("--encoders", help="Comma-separated store encoder names, in model order. (default: whisper,wavlm,roberta)", panel=_DATA)] = None,
     splits: Annotated[Optional[str], _opt("--splits", help="Split scheme: Train trains, Development selects, the rest are test splits. (default: corpus)", panel=_DATA)] = None,
     augment: Annotated[Optional[bool], _opt("--augment/--no-augment", help="Sample the store's augmented variants. (default: augment)", panel=_DATA)] = None,

@@ -48,6 +48,11 @@ class FusionConfig:
     """Bottleneck width of ASP's attention scorer (unused by mean pooling)."""
     dropout: float = 0.0
     """Dropout on the projected vectors and between LSTM layers; the paper uses none."""
+    pooled_norm: bool = False
+    """Standardise each encoder's pooled statistics across clips (BatchNorm1d without affine
+    parameters; running statistics at eval) before the projection. Not in the paper, so off by
+    default: frozen features whose clip-to-clip variation is small next to a shared offset (the
+    tiny preset's random-weight encoders) barely train without it."""
 
     def __post_init__(self) -> None:
         self.encoders = {str(k): int(v) for k, v in dict(self.encoders).items()}
@@ -95,6 +100,9 @@ class FusionModel(nn.Module):
         pool_kw = {"attn_hidden": c.attn_hidden} if c.pooling == "asp" else {}
         self.pools = nn.ModuleDict({name: pool_cls(dim, **pool_kw) for name, dim in c.encoders.items()})
         self.projs = nn.ModuleDict({name: nn.Linear(2 * dim, c.proj_dim) for name, dim in c.encoders.items()})
+        self.pooled_norms = nn.ModuleDict(
+            {name: nn.BatchNorm1d(2 * dim, affine=False) if c.pooled_norm else nn.Identity() for name, dim in c.encoders.items()}
+        )
         self.drop = nn.Dropout(c.dropout)
         self.norm = nn.LayerNorm(c.proj_dim)
         self.lstm = nn.LSTM(
@@ -115,7 +123,7 @@ class FusionModel(nn.Module):
         for name in self.config.encoders:
             frames, lengths = batch[name]  # (B, T, D), (B,)
             pooled = self.pools[name](frames.to(dtype), lengths)  # (B, 2D)
-            vectors.append(self.projs[name](pooled.to(dtype)))  # (B, P)
+            vectors.append(self.projs[name](self.pooled_norms[name](pooled.to(dtype))))  # (B, P)
         seq = self.drop(torch.stack(vectors, dim=1))  # (B, E, P)
         out, _ = self.lstm(self.norm(seq))  # (B, E, H)
         y = self.head(out[:, -1])  # (B, C + A)

@@ -74,6 +74,9 @@ class TrainConfig:
     """Number of LSTM layers."""
     pooling: str = "asp"
     """`asp` (attentive statistics pooling) or `mean` (masked mean pooling)."""
+    pooled_norm: bool = False
+    """Standardise each encoder's pooled statistics across clips before the projection (not in the
+    paper; the tiny preset's random-weight encoders need it to learn, see `FusionConfig.pooled_norm`)."""
     encoders: tuple[str, ...] = PAPER_ENCODERS
     """Encoders (store names) whose frames feed the model, in this order."""
     splits: str = "corpus"

@@ -232,7 +232,10 @@ def plan_epoch(
     for i, u in zip(idx.tolist(), draws.tolist()):
         options = (CLEAN, *split.variants[i]) if augment and split.variants else (CLEAN,)
         items.append(Item(i, options[min(int(u * len(options)), len(options) - 1)]))
-    return [items[k : k + batch_size] for k in range(0, len(items), batch_size)]
+    batches = [items[k : k + batch_size] for k in range(0, len(items), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2].extend(batches.pop())  # a batch of one has no across-clip statistics (pooled_norm)
+    return batches
 
 
 def plan_eval(split: SplitData, batch_size: int, lengths: Sequence[int] | None = None) -> list[list[Item]]:

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from ..tracking.tracker import RunLogger, Tracker
 
-ARCH_FIELDS = ("proj_dim", "lstm_hidden", "lstm_layers", "pooling")
+ARCH_FIELDS = ("proj_dim", "lstm_hidden", "lstm_layers", "pooling", "pooled_norm")
 SPLITS_TAG = "sertool.splits"
 SELECT_TAG = "sertool.select"
 
@@ -299,6 +299,7 @@ def _build(config: TrainConfig, layout: StoreLayout, device: str, dist, init_wei
     fusion = FusionConfig(
         encoders={n: e.dim for n, e in data.encoders.items()}, proj_dim=config.proj_dim,
         lstm_hidden=config.lstm_hidden, lstm_layers=config.lstm_layers, pooling=config.pooling,
+        pooled_norm=config.pooled_norm,
     )
     module = FusionModel(fusion)
     if init_info is not None and init_weights is not None:

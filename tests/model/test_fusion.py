@@ -115,3 +115,28 @@ def test_tiny_model_overfits_a_tiny_batch(pooling):
     pred = model(batch).logits.argmax(-1)
     keep = class_target >= 0
     assert (pred[keep] == class_target[keep]).float().mean() > 0.9
+
+
+def test_pooled_norm_standardises_pooled_statistics_and_keeps_eval_batch_independent():
+    """With pooled_norm the projection sees each pooled dimension standardised across the batch's clips;
+    at eval it uses running statistics, so a clip's output still does not depend on its batch-mates."""
+    torch.manual_seed(0)
+    cfg = FusionConfig(encoders={"a": 6, "b": 4}, proj_dim=8, lstm_hidden=8, pooling="mean", pooled_norm=True)
+    model = FusionModel(cfg)
+    assert model.num_parameters() == FusionModel(FusionConfig(**{**cfg.to_dict(), "pooled_norm": False})).num_parameters()
+    frames = {"a": torch.randn(5, 7, 6) * 0.5 + 3.0, "b": torch.randn(5, 9, 4) * 0.5 - 2.0}  # shared offsets
+    lengths = {"a": torch.tensor([7, 5, 3, 7, 2]), "b": torch.tensor([9, 1, 4, 8, 6])}
+    batch = {k: (frames[k], lengths[k]) for k in frames}
+    captured = {}
+    model.projs["a"].register_forward_hook(lambda m, inp, out: captured.__setitem__("a", inp[0].detach()))
+    model.train()
+    model(batch)
+    pooled = captured["a"]  # (B, 2D) after the norm
+    assert torch.allclose(pooled.mean(0), torch.zeros(12), atol=1e-4)
+    assert torch.allclose(pooled.var(0, unbiased=False), torch.ones(12), atol=1e-2)
+    model.eval()
+    with torch.no_grad():
+        whole = model(batch)
+        one = model({k: (frames[k][2:3], lengths[k][2:3]) for k in frames})
+    assert torch.allclose(whole.attributes[2], one.attributes[0], atol=1e-5)
+    assert torch.allclose(whole.logits[2], one.logits[0], atol=1e-5)
