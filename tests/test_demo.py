@@ -95,11 +95,11 @@ def test_predict_on_a_clip_outside_the_corpus(quick_demo):
 
 
 def test_summary_reports_the_best_single_runs_and_the_ensembles(quick_demo, capsys):
-    rows = {r.label.split(" (")[0]: r for r in quick_demo.summary}
+    rows = {r.label.split(",")[0]: r for r in quick_demo.summary}
     best_f1 = max(r.best["f1_macro"] for r in quick_demo.runs.values())
     best_ccc = max(r.best["ccc_mean"] for r in quick_demo.runs.values())
-    assert rows["best single run by macro-F1"].f1_macro == best_f1
-    assert rows["best single run by mean CCC"].ccc_mean == best_ccc
+    assert rows["best run by macro-F1"].f1_macro == best_f1
+    assert rows["best run by mean CCC"].ccc_mean == best_ccc
     assert rows["task 1 ensemble"].f1_macro == quick_demo.ensembles[1].dev_metrics["f1_macro"]
     assert rows["task 2 ensemble"].ccc_mean == quick_demo.ensembles[2].dev_metrics["ccc_mean"]
 

@@ -51,18 +51,21 @@ def print_result(result: "DemoResult") -> None:
         units = ", ".join(f"{u.encoder}/{u.variant}" for u in result.embed.units)
         out.print(f"embedded: {units}", highlight=False)
 
-    runs = Table(title="training runs (dev, selected epoch)", title_justify="left", box=box.SIMPLE_HEAD)
-    for col, just in (("run", "left"), ("stage", "left"), ("epoch", "right"), ("macro-F1", "right"),
-                      *((f"CCC {a[:3]}", "right") for a in ATTRIBUTES), ("CCC mean", "right")):
-        runs.add_column(col, justify=just)
+    runs = Table(title="training runs (Development, selected epoch): macro-F1, CCC per attribute and mean",
+                 title_justify="left", box=box.SIMPLE_HEAD)
+    runs.add_column("run", no_wrap=True)
+    for col in ("epoch", "F1", *(a[:3] for a in ATTRIBUTES), "CCC"):
+        runs.add_column(col, justify="right", no_wrap=True)
     for name, r in result.runs.items():
-        runs.add_row(name, r.config.stage, str(r.best_epoch), _fmt(r.best.get("f1_macro", math.nan)),
+        runs.add_row(name, str(r.best_epoch), _fmt(r.best.get("f1_macro", math.nan)),
                      *(_fmt(r.best.get(f"ccc_{a}", math.nan)) for a in ATTRIBUTES), _fmt(r.best.get("ccc_mean", math.nan)))
     out.print(runs)
 
     summary = Table(title="summary (Development split)", title_justify="left", box=box.HEAVY_HEAD)
-    for col, just in (("", "left"), ("run", "left"), ("macro-F1", "right"), ("mean CCC", "right")):
-        summary.add_column(col, justify=just)
+    summary.add_column("", no_wrap=True)
+    summary.add_column("run", no_wrap=True)
+    for col in ("macro-F1", "mean CCC"):
+        summary.add_column(col, justify="right")
     for row in result.summary:
         summary.add_row(row.label, row.run_name, _fmt(row.f1_macro), _fmt(row.ccc_mean))
     out.print(summary)
