@@ -79,6 +79,9 @@ class DemoProfile:
     """One Task 1 fine-tune per entry: class-weighted CE (True) or plain CE (False)."""
     task2_sigmas: tuple[float | None, ...] = (None, 3.0, 5.0, 7.0)
     """One Task 2 fine-tune per entry: plain MSE (None) or the Gaussian-penalty MSE with this sigma."""
+    pooled_norm: bool = True
+    """Standardise pooled encoder statistics across clips: the tiny preset's random-weight encoders
+    barely learn without it (see `TrainConfig.pooled_norm`)."""
     augment: str = "noise"
     top: int = 3
     """K of both ensembles."""
@@ -233,7 +236,7 @@ def _train_configs(profile: DemoProfile, experiment: str) -> dict[str, Any]:
     return dict(
         proj_dim=profile.proj_dim, lstm_hidden=profile.lstm_hidden, batch_size=profile.batch_size,
         samples_per_epoch=profile.samples_per_epoch, seed=profile.seed, experiment=experiment,
-        num_workers=0, device="cpu", min_lr=1e-5,
+        num_workers=0, device="cpu", min_lr=1e-5, pooled_norm=profile.pooled_norm,
     )
 
 
