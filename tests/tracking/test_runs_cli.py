@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -74,8 +75,19 @@ def test_ui_serves_the_tracking_store(runs_logged, store_uri, tmp_path):
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
+    seen: list[str] = []
     try:
-        assert wait_healthy(url, timeout=90, proc=proc), "mlflow UI did not come up"
+        # `sertool ui` announces the URL only once the server answers /health: wait for that line.
+        deadline = time.monotonic() + 90
+        while not any(f"MLflow UI: {url}" in line for line in seen) and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if ready:
+                line = proc.stdout.readline()
+                if not line and proc.poll() is not None:
+                    break
+                seen.append(line)
+        assert any(f"MLflow UI: {url}" in line for line in seen), f"no URL announced: {seen}"
+        assert wait_healthy(url, timeout=10, proc=proc), "mlflow UI did not answer /health"
         query = "experiments/get-by-name?experiment_name=sertool-test"
         with urllib.request.urlopen(f"{url}/api/2.0/mlflow/{query}", timeout=10) as r:
             assert json.load(r)["experiment"]["name"] == "sertool-test"
@@ -88,7 +100,7 @@ def test_ui_serves_the_tracking_store(runs_logged, store_uri, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             stdout, _ = proc.communicate()
-    assert f"MLflow UI: {url}" in stdout
+    assert "Traceback" not in "".join(seen) + stdout
     deadline = time.monotonic() + 15
     while not port_free("127.0.0.1", port) and time.monotonic() < deadline:
         time.sleep(0.2)
