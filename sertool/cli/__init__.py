@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import ingest, store
+from . import demo, embed, ensemble, ingest, predict, runs, store, store_merge, train, transcribe
 from ._common import AppState, ErrorMappingGroup
 
 app = typer.Typer(
@@ -41,40 +41,17 @@ def _root(
     ctx.obj = AppState(store=store_root, catalog=catalog, debug=debug)
 
 
+# Command groups, in the order of the workflow.
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(store.app, name="store")
-
-from . import store_merge as _store_merge  # noqa: E402
-
-store.app.command("merge")(_store_merge.merge)
-
-from . import transcribe as _transcribe  # noqa: E402
-
-app.command("transcribe")(_transcribe.transcribe)
-
-from . import embed as _embed  # noqa: E402
-
-app.command("embed")(_embed.embed)
-
-from . import runs as _runs  # noqa: E402
-
-_runs.register(app)
-
-from . import train as _train  # noqa: E402
-
-_train.register(app)
-
-from . import ensemble as _ensemble  # noqa: E402
-
-app.command("ensemble")(_ensemble.ensemble)
-
-from . import predict as _predict  # noqa: E402
-
-app.command("predict")(_predict.predict)
-
-from . import demo as _demo  # noqa: E402
-
-app.command("demo")(_demo.demo)
+store.app.command("merge")(store_merge.merge)
+app.command("transcribe")(transcribe.transcribe)
+app.command("embed")(embed.embed)
+train.register(app)  # train, sweep
+runs.register(app)  # runs, ui
+app.command("ensemble")(ensemble.ensemble)
+app.command("predict")(predict.predict)
+app.command("demo")(demo.demo)
 
 
 def main() -> None:
