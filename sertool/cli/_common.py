@@ -7,6 +7,7 @@ Results go to stdout (`out`), progress and diagnostics to stderr (`err`), so tha
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,14 @@ from rich.console import Console
 from ..errors import SertoolError
 from ..store.layout import StoreLayout
 
-out = Console()
-err = Console(stderr=True)
+def _width(stream) -> int | None:
+    """Rich's width, except that a pipe or file gets 160 columns (not rich's 80) unless COLUMNS says:
+    wide run tables stay readable when redirected to a file or a log."""
+    return None if stream.isatty() or os.environ.get("COLUMNS") else 160
+
+
+out = Console(width=_width(sys.stdout))
+err = Console(stderr=True, width=_width(sys.stderr))
 
 
 @dataclass
