@@ -184,8 +184,12 @@ class EmbedReport:
 # -- checks before any work --------------------------------------------------------------------------
 
 def check_transcripts(layout: StoreLayout, clips: Sequence[ClipJob]) -> None:
-    """Text encoders need a transcript for every clip: fail before any work, naming the first clip."""
-    missing = [c for c in clips if c.transcript is None or not c.transcript.strip()]
+    """Text encoders need a transcript for every clip: fail before any work, naming the first clip.
+
+    Only a missing transcript (NULL) stops the run. An empty one is an answer: the corpus file is
+    empty or ASR heard no words (silence, music), and RoBERTa embeds it as its `<s></s>` frames.
+    """
+    missing = [c for c in clips if c.transcript is None]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise BadInput(

@@ -124,6 +124,16 @@ def test_missing_transcript_stops_before_any_work(layout, tiny_encoders):
     assert report.written == len(clip_rows(layout))
 
 
+def test_empty_transcript_is_embedded_not_refused(layout, tiny_encoders):
+    """ASR that hears no words (or an empty corpus file) leaves '' — an answer, unlike NULL."""
+    with Catalog(layout.catalog) as cat:
+        cat.execute("UPDATE clips SET transcript = '', transcript_source = 'asr' WHERE clip_id = 'clip_005'")
+    embed_store(layout, EmbedConfig(encoders=("roberta",)), encoders=[tiny_encoders["roberta"]])
+    frames = read_all(layout, "roberta", "clean")
+    assert frames["clip_005"].shape[0] == 2  # <s></s>
+    assert len(frames) == len(clip_rows(layout))
+
+
 def test_corrupt_wav_is_one_line_exit_2_and_leaves_the_catalog(layout, tmp_path):
     bad = tmp_path / "corrupt.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage, not audio")
