@@ -21,6 +21,7 @@ from ..model.labels import ATTRIBUTES, CLASSES
 from ..store.catalog import Catalog
 from ..store.layout import StoreLayout
 from ..tracking.names import BEST_CCC, BEST_F1, DEV_CCC, DEV_F1, encoder_tag
+from ..train.outputs import predictions_frame
 from .challenge import read_task2, write_submission
 from .members import DEV, Candidate, check_clip_sets, check_fingerprints, find_candidates, load_candidates
 from .select import Selection, greedy, top_k
@@ -165,19 +166,6 @@ def _tables(cands: list[Candidate], baseline: dict[str, "pd.DataFrame"], split: 
     if split in baseline:
         attrs[BASELINE] = baseline[split][list(ATTRIBUTES)].to_numpy(np.float64)
     return probs, attrs
-
-
-def predictions_frame(clip_ids: list[str], probs: np.ndarray, attrs: np.ndarray) -> "pd.DataFrame":
-    """The training runs' predictions layout: clip_id, p_<class>..., pred_class, arousal, valence, dominance."""
-    import pandas as pd
-
-    df = pd.DataFrame({"clip_id": clip_ids})
-    for j, c in enumerate(CLASSES):
-        df[f"p_{c}"] = probs[:, j]
-    df["pred_class"] = [CLASSES[i] for i in probs.argmax(axis=1)]
-    for j, a in enumerate(ATTRIBUTES):
-        df[a] = attrs[:, j]
-    return df
 
 
 def _dev_metrics(task: int, truth: Truth, probs: np.ndarray, attrs: np.ndarray) -> dict[str, float]:

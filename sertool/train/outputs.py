@@ -22,10 +22,16 @@ if TYPE_CHECKING:
 
 
 def predictions_table(split: "SplitData", probs: np.ndarray, attrs: np.ndarray) -> "pd.DataFrame":
-    """One row per clip: class probabilities (B, 8), the predicted class code, and the 3 attributes."""
+    """One row per clip of the split: class probabilities (B, 8), the predicted class code, the 3 attributes."""
+    return predictions_frame(list(split.clip_ids), probs, attrs)
+
+
+def predictions_frame(clip_ids: list[str], probs: np.ndarray, attrs: np.ndarray) -> "pd.DataFrame":
+    """The predictions layout every run logs (ensembles too): clip_id, p_<class>..., pred_class,
+    arousal, valence, dominance."""
     import pandas as pd
 
-    df = pd.DataFrame({"clip_id": split.clip_ids})
+    df = pd.DataFrame({"clip_id": clip_ids})
     for j, c in enumerate(CLASSES):
         df[f"p_{c}"] = probs[:, j]
     df["pred_class"] = [CLASSES[i] for i in probs.argmax(axis=1)]
