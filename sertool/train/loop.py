@@ -167,10 +167,11 @@ def _autocast(device: str):
 
 
 def _frames_dtype(device: str):
-    """float16 batches on cuda (half the bytes to build, pin and copy; the model upcasts on the GPU)."""
+    """float16 batches, the store's own dtype, on every device: half the bytes to build, to pass from
+    loader workers, to pin and to copy. The model upcasts (exactly) where it computes."""
     import torch
 
-    return torch.float16 if device == "cuda" else None
+    return torch.float16
 
 
 def _seed_all(seed: int) -> None:
