@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import SertoolError
+from ..store.records import EncoderRecord
 
 
 def quiet_transformers() -> None:
@@ -26,6 +27,16 @@ def check_layer(kind: str, layer: int | None, n_layers: int) -> int | None:
     if not 0 <= layer < n_layers:
         raise SertoolError(f"{kind}: layer {layer} out of range (the model has layers 0..{n_layers})")
     return layer
+
+
+def encoder_record(kind: str, source: Any, layer: int | None, *, dim: int, frame_rate: float | None,
+                   preprocessing: str) -> EncoderRecord:
+    """The provenance every encoder writes: name, checkpoint, revision and storage dtype decided in one
+    place, so that encoders differ only in what actually changes their frames."""
+    return EncoderRecord(
+        name=record_name(kind, layer), kind=kind, checkpoint=source.checkpoint, revision=source.revision,
+        layer=layer, dim=dim, frame_rate=frame_rate, dtype="float16", preprocessing=preprocessing,
+    )
 
 
 def record_name(kind: str, layer: int | None) -> str:

@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..store.records import EncoderRecord
-from ._hf import check_layer, chunks, hidden, quiet_transformers, record_name
+from ._hf import check_layer, chunks, encoder_record, hidden, quiet_transformers
 from .base import Modality
 from .presets import ModelSource
 from .registry import register
@@ -59,15 +59,8 @@ class RobertaEncoder:
         max_len = min(self.tokenizer.model_max_length, cfg.max_position_embeddings - 2)
         self.capacity = max_len - 2  # content tokens per window, besides <s> and </s>
         self.overlap = self.capacity // 4
-        self._record = EncoderRecord(
-            name=record_name(self.kind, self.layer),
-            kind=self.kind,
-            checkpoint=source.checkpoint,
-            revision=source.revision,
-            layer=self.layer,
-            dim=cfg.hidden_size,
-            frame_rate=None,
-            dtype="float16",
+        self._record = encoder_record(
+            self.kind, source, self.layer, dim=cfg.hidden_size, frame_rate=None,
             preprocessing=(
                 f"tokenizer={type(self.tokenizer).__name__};frames=tokens+specials;"
                 f"window={self.capacity};overlap={self.overlap};stitch=most-central"

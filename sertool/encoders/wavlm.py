@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..store.records import EncoderRecord
-from ._hf import check_layer, chunks, hidden, quiet_transformers, record_name
+from ._hf import check_layer, chunks, encoder_record, hidden, quiet_transformers
 from .base import SAMPLE_RATE, Modality
 from .presets import ModelSource
 from .registry import register
@@ -40,15 +40,8 @@ class WavLMEncoder:
         cfg = self.model.config
         self.layer = check_layer(self.kind, layer, cfg.num_hidden_layers)
         stride = int(np.prod(cfg.conv_stride))
-        self._record = EncoderRecord(
-            name=record_name(self.kind, self.layer),
-            kind=self.kind,
-            checkpoint=source.checkpoint,
-            revision=source.revision,
-            layer=self.layer,
-            dim=cfg.hidden_size,
-            frame_rate=SAMPLE_RATE / stride,
-            dtype="float16",
+        self._record = encoder_record(
+            self.kind, source, self.layer, dim=cfg.hidden_size, frame_rate=SAMPLE_RATE / stride,
             preprocessing=(
                 f"sr={SAMPLE_RATE};mono;normalize={'per-clip' if self.features.do_normalize else 'none'};"
                 "attention-mask;cut=conv-length"

@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..store.records import EncoderRecord
-from ._hf import check_layer, chunks, hidden, quiet_transformers, record_name
+from ._hf import check_layer, chunks, encoder_record, hidden, quiet_transformers
 from .base import SAMPLE_RATE, Modality
 from .presets import ModelSource
 from .registry import register
@@ -65,15 +65,8 @@ class WhisperEncoder:
         self.model = load_whisper_encoder(source.path).to(self.device).eval()
         cfg = self.model.config
         self.layer = check_layer(self.kind, layer, cfg.encoder_layers)
-        self._record = EncoderRecord(
-            name=record_name(self.kind, self.layer),
-            kind=self.kind,
-            checkpoint=source.checkpoint,
-            revision=source.revision,
-            layer=self.layer,
-            dim=cfg.d_model,
-            frame_rate=SAMPLE_RATE / SAMPLES_PER_FRAME,
-            dtype="float16",
+        self._record = encoder_record(
+            self.kind, source, self.layer, dim=cfg.d_model, frame_rate=SAMPLE_RATE / SAMPLES_PER_FRAME,
             preprocessing=(
                 f"sr={SAMPLE_RATE};mono;log-mel={self.features.feature_size};pad=30s;windows=30s-consecutive;"
                 f"cut=ceil(n/{SAMPLES_PER_FRAME})"
