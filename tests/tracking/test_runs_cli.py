@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -76,17 +76,18 @@ def test_ui_serves_the_tracking_store(runs_logged, store_uri, tmp_path):
     )
     url = f"http://127.0.0.1:{port}"
     seen: list[str] = []
+    # A thread drains stdout line by line (select() on a buffered pipe can miss lines already read
+    # into Python's buffer).
+    reader = threading.Thread(target=lambda: seen.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
     try:
         # `sertool ui` announces the URL only once the server answers /health: wait for that line.
         deadline = time.monotonic() + 90
-        while not any(f"MLflow UI: {url}" in line for line in seen) and time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
-            if ready:
-                line = proc.stdout.readline()
-                if not line and proc.poll() is not None:
-                    break
-                seen.append(line)
-        assert any(f"MLflow UI: {url}" in line for line in seen), f"no URL announced: {seen}"
+        while not any(f"MLflow UI: {url}" in line for line in list(seen)) and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert any(f"MLflow UI: {url}" in line for line in list(seen)), f"no URL announced: {seen}"
         assert wait_healthy(url, timeout=10, proc=proc), "mlflow UI did not answer /health"
         query = "experiments/get-by-name?experiment_name=sertool-test"
         with urllib.request.urlopen(f"{url}/api/2.0/mlflow/{query}", timeout=10) as r:
@@ -96,11 +97,12 @@ def test_ui_serves_the_tracking_store(runs_logged, store_uri, tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            stdout, _ = proc.communicate(timeout=30)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            stdout, _ = proc.communicate()
-    assert "Traceback" not in "".join(seen) + stdout
+            proc.wait()
+        reader.join(timeout=10)
+    assert "Traceback" not in "".join(seen)
     deadline = time.monotonic() + 15
     while not port_free("127.0.0.1", port) and time.monotonic() < deadline:
         time.sleep(0.2)
