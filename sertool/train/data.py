@@ -257,7 +257,7 @@ class Batch:
     """Model inputs and targets of one batch (what the DataLoader yields)."""
 
     inputs: dict[str, tuple["torch.Tensor", "torch.Tensor"]]
-    """Encoder -> (frames (B, T, D) float32, or float16 on cuda, lengths (B,) int64)."""
+    """Encoder -> (frames (B, T, D) float16 as stored (the model upcasts), lengths (B,) int64)."""
     class_target: "torch.Tensor"  # (B,) int64
     attrs: "torch.Tensor"  # (B, 3) float32
     index: "torch.Tensor"  # (B,) int64: positions in the split

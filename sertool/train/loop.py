@@ -166,7 +166,7 @@ def _autocast(device: str):
     return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
 
 
-def _frames_dtype(device: str):
+def _frames_dtype():
     """float16 batches, the store's own dtype, on every device: half the bytes to build, to pass from
     loader workers, to pin and to copy. The model upcasts (exactly) where it computes."""
     import torch
@@ -328,7 +328,7 @@ def _build(config: TrainConfig, layout: StoreLayout, device: str, dist, init_wei
         data.train, samples_per_epoch=config.samples_per_epoch, batch_size=per_rank_batch(config.batch_size, dist.world),
         seed=config.seed, epoch=epoch, augment=config.augment, rank=dist.rank, world=dist.world,
     ))
-    train_loader = make_loader(StoreBatches(reader, data.encoders, data.train, _frames_dtype(device)), sampler,
+    train_loader = make_loader(StoreBatches(reader, data.encoders, data.train, _frames_dtype()), sampler,
                                num_workers=config.num_workers, prefetch=config.prefetch,
                                pin_memory=device == "cuda", persistent=True)
     scheduler = warmup_cosine(optimizer, steps_per_epoch=len(sampler), epochs=config.epochs,
@@ -345,7 +345,7 @@ def _eval_loader(config: TrainConfig, reader: Any, data: TrainingData, split: Sp
                  *, persistent: bool):
     """Batches of a split's clean frames, grouped by length (less padding); the same every epoch."""
     plan = plan_eval(split, config.batch_size, _eval_lengths(reader, split, list(data.encoders)))
-    return make_loader(StoreBatches(reader, data.encoders, split, _frames_dtype(device)), PlanSampler(lambda _epoch: plan),
+    return make_loader(StoreBatches(reader, data.encoders, split, _frames_dtype()), PlanSampler(lambda _epoch: plan),
                        num_workers=min(config.num_workers, len(plan)), prefetch=config.prefetch,
                        pin_memory=device == "cuda", persistent=persistent)
 
