@@ -31,16 +31,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sertool.embed.pipeline import (  # noqa: E402
-    default_batch_seconds,
-    ClipJob,
-    EmbedConfig,
-    bucket_batches,
-    embed_store,
-)
+from sertool.jobs.embed import EmbedConfig, bucket_batches, default_batch_seconds, embed_store  # noqa: E402
+from sertool.encoders.registry import encoder_class  # noqa: E402
 from sertool.store.catalog import Catalog  # noqa: E402
 from sertool.store.embeddings import EmbeddingStore  # noqa: E402
 from sertool.store.layout import StoreLayout  # noqa: E402
+from sertool.store.records import ClipSource  # noqa: E402
 
 ENCODERS = ("whisper", "wavlm", "roberta")
 WORDS = ("i am so happy today this is terrible news what a calm quiet evening why did you do that "
@@ -101,11 +97,11 @@ def max_rel_diff(a: StoreLayout, b: StoreLayout, ids: list[str]) -> float:
     return worst
 
 
-def compute_only(encoders: dict, jobs: list[ClipJob], waves: dict[str, np.ndarray], batch_seconds: float) -> dict:
+def compute_only(encoders: dict, jobs: list[ClipSource], waves: dict[str, np.ndarray], batch_seconds: float) -> dict:
     """clips/s of encoder.embed alone (audio in memory, no store): per clip vs bucketed, per encoder."""
     out = {}
     for kind, enc in encoders.items():
-        def inp(j: ClipJob):
+        def inp(j: ClipSource):
             return j.transcript if enc.modality == "text" else waves[j.clip_id]
 
         t0 = time.perf_counter()
@@ -113,7 +109,7 @@ def compute_only(encoders: dict, jobs: list[ClipJob], waves: dict[str, np.ndarra
             enc.embed([inp(j)])
         per_clip = time.perf_counter() - t0
         t0 = time.perf_counter()
-        for batch in bucket_batches(jobs, batch_seconds, kind):
+        for batch in bucket_batches(jobs, batch_seconds, encoder_class(kind).padded_seconds):
             enc.embed([inp(j) for j in batch])
         batched = time.perf_counter() - t0
         out[kind] = {"per_clip": len(jobs) / per_clip, "batched": len(jobs) / batched, "speedup": per_clip / batched}
@@ -134,7 +130,7 @@ def main() -> None:
 
     import torch
 
-    from sertool.encoders.audio import load_audio
+    from sertool.audio import load_audio
     from sertool.encoders.presets import build_tiny
     from sertool.encoders.registry import load_encoder
 
@@ -146,12 +142,12 @@ def main() -> None:
         rows = write_corpus(work / "corpus", args.clips, args.min_s, args.max_s, args.seed)
         models = work / "models"
         build_tiny(models / "tiny", [r["transcript"] for r in rows])
-        encoders = {k: load_encoder(k, "tiny", store_models_dir=models) for k in ENCODERS}
+        encoders = {k: load_encoder(k, "tiny", models_dir=models) for k in ENCODERS}
         enc_list = [encoders[k] for k in ENCODERS]
         batched_store = make_store(work / "batched", work / "corpus", rows)
         per_clip_store = make_store(work / "per-clip", work / "corpus", rows)
 
-        jobs = [ClipJob(r["clip_id"], work / "corpus" / r["path"], r["duration_s"], r["transcript"]) for r in rows]
+        jobs = [ClipSource(r["clip_id"], work / "corpus" / r["path"], r["duration_s"], r["transcript"]) for r in rows]
         waves = {j.clip_id: load_audio(j.path) for j in jobs}
         for kind, enc in encoders.items():  # warm-up: first calls allocate and pick kernels
             sample = [j.transcript if enc.modality == "text" else waves[j.clip_id] for j in jobs[:4]]

@@ -51,7 +51,7 @@ N_AUGMENT = 3  # noise, reverb, gain
 def synthetic_transcripts(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     """Transcripts as the synthetic corpus renders them, at durations drawn like its clips (1.5-6 s)."""
     from sertool.corpus.synthetic_speech import render_transcript
-    from sertool.model.labels import CLASSES
+    from sertool.labels import CLASSES
 
     rng = np.random.default_rng(seed)
     durations = rng.uniform(1.5, 6.0, size=n)
@@ -92,9 +92,9 @@ def forward_flops(kind: str, config, mean_s: float, n_tokens: int) -> int:
 def paper_config(kind: str):
     from transformers import RobertaConfig, WavLMConfig, WhisperConfig
 
-    from sertool.encoders.presets import PAPER_CONFIGS
+    from sertool.encoders.registry import encoder_class
 
-    return {"whisper": WhisperConfig, "wavlm": WavLMConfig, "roberta": RobertaConfig}[kind](**PAPER_CONFIGS[kind])
+    return {"whisper": WhisperConfig, "wavlm": WavLMConfig, "roberta": RobertaConfig}[kind](**encoder_class(kind).paper_config)
 
 
 def time_tiny(encoder, inputs: list, batch: int, repeats: int) -> tuple[float, float]:
@@ -138,7 +138,8 @@ def main() -> None:
 
     import torch
 
-    from sertool.embed.pipeline import default_batch_seconds, padded_seconds
+    from sertool.encoders.registry import encoder_class
+    from sertool.jobs.embed import default_batch_seconds
     from sertool.encoders.presets import build_tiny
     from sertool.encoders.registry import load_encoder
     from sertool.encoders.whisper import frames_for
@@ -151,7 +152,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sertool-projection-") as tmp:
         models = Path(tmp) / "models"
         build_tiny(models / "tiny", texts)
-        enc = {k: load_encoder(k, "tiny", store_models_dir=models) for k in ENCODERS}
+        enc = {k: load_encoder(k, "tiny", models_dir=models) for k in ENCODERS}
         content = [len(enc["roberta"]._ids(t)) for t in texts]
         measured_tps = sum(content) / float(durations.sum())
         tps = args.tokens_per_s or measured_tps
@@ -167,7 +168,7 @@ def main() -> None:
         rows, out = [], {}
         for kind in ENCODERS:
             e = enc[kind]
-            batch = max(1, int(batch_s // padded_seconds(kind, mean_s))) if kind in AUDIO else 64
+            batch = max(1, int(batch_s // encoder_class(kind).padded_seconds(mean_s))) if kind in AUDIO else 64
             total_s, model_s = time_tiny(e, audio if kind in AUDIO else long_texts, batch, args.repeats)
             f_tiny = forward_flops(kind, e.model.config, mean_s, n_tokens)
             f_paper = forward_flops(kind, paper_config(kind), mean_s, n_tokens)

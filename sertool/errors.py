@@ -46,3 +46,13 @@ class StoreMismatch(SertoolError):
 
 class NotFound(SertoolError):
     """A named thing (store, run, split scheme, encoder) does not exist."""
+
+
+class InvalidOption(SertoolError):
+    """An option's value that no run can use. `option` names it as the library knows it
+    (`batch_seconds`); the CLI shows it as the flag the user typed (`--batch-seconds`)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        self.message = message
+        super().__init__(f"{option}: {message}")

@@ -1,4 +1,4 @@
-"""Fixtures shared across test folders: one quick `sertool demo` run per session.
+"""Fixtures shared across test folders: the tiny models, and one quick `sertool demo` run per session.
 
 The quick demo (every stage of the workflow, tiny everything) takes tens of seconds, so the demo test
 and the browser test (which opens the MLflow UI over the demo's tracking store) share one run.
@@ -7,14 +7,30 @@ and the browser test (which opens the MLflow UI over the demo's tracking store) 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+# importlib import mode puts no test folder on sys.path; shared helper modules sit beside this file.
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    """A store's `models` directory holding the tiny preset (built once, offline, fixed seed)."""
+    from encoder_helpers import TEXTS
+    from sertool.encoders.presets import build_tiny
+
+    root = tmp_path_factory.mktemp("store") / "models"
+    build_tiny(root / "tiny", TEXTS)
+    return root
 
 
 @pytest.fixture(scope="session")
 def quick_demo(tmp_path_factory):
     """`run_demo(quick=True)` in a temporary directory, tracked in its own SQLite store."""
-    from sertool.demo import DemoConfig, run_demo
+    from sertool.jobs.demo import DemoConfig, run_demo
 
     # The demo's own SQLite store and experiment, whatever the environment running the tests says.
     saved = {k: os.environ.pop(k, None) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")}

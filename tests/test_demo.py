@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sertool.cli import app
-from sertool.demo import MARKER, STAGES, DemoConfig, prepare_directory
+from sertool.jobs.demo import MARKER, STAGES, DemoConfig, prepare_directory
 from sertool.errors import SertoolError
 
 

@@ -1,4 +1,4 @@
-"""`sertool demo`: the whole workflow end to end on a fresh synthetic corpus (see `sertool.demo`)."""
+"""`sertool demo`: the whole workflow end to end on a fresh synthetic corpus (see `sertool.jobs.demo`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from ._common import err, out
 
 if TYPE_CHECKING:
-    from ..demo import DemoResult
+    from ..jobs.demo import DemoResult
 
 
 def demo(
@@ -26,7 +26,7 @@ def demo(
     quick: Annotated[bool, typer.Option("--quick", help="A small profile (under a minute) that still runs every stage.")] = False,
 ) -> None:
     """Run the whole workflow on a synthetic corpus: ingest, transcribe, embed, train, ensemble, predict."""
-    from ..demo import DemoConfig, run_demo
+    from ..jobs.demo import DemoConfig, run_demo
 
     result = run_demo(DemoConfig(directory=directory, clips=clips, epochs=epochs, quick=quick), console=err)
     print_result(result)
@@ -41,7 +41,7 @@ def print_result(result: "DemoResult") -> None:
     from rich import box
     from rich.table import Table
 
-    from ..model.labels import ATTRIBUTES
+    from ..labels import ATTRIBUTES
 
     ing = result.ingest
     if ing is not None:

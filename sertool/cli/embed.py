@@ -34,14 +34,15 @@ def embed(
     skip_bad: Annotated[
         bool, typer.Option("--skip-bad", help="Record unreadable audio in `skipped` and go on.")
     ] = False,
-    shard: Annotated[
+    part: Annotated[
         Optional[str],
-        typer.Option(help="Embed only shard I/N (one of N workers) into a segment; then `sertool store merge`. "
-                     "Under torchrun: one shard per rank, merged by rank 0."),
+        typer.Option(help="Embed only part I/N (one of N workers) into a segment; then `sertool store merge`. "
+                     "Under torchrun: one part per rank, merged by rank 0."),
     ] = None,
 ) -> None:
     """Embed every clip with the frozen encoders; resumable (a rerun does only what is missing)."""
-    from ..embed.pipeline import EmbedConfig, embed_store
+    from ..jobs.embed import EmbedConfig, embed_store
+    from ..jobs.embed_parts import embed_parts
 
     cfg = EmbedConfig(
         preset=preset,
@@ -55,14 +56,20 @@ def embed(
         splits=_names(splits) or None,
         skip_bad=skip_bad,
     )
-    from ._shard import run_sharded, wants_shards
-
-    if wants_shards(shard):
-        report = run_sharded(state(ctx).layout, cfg, shard)
-        if report is None:  # a torchrun rank other than 0: rank 0 reports
-            return
+    layout = state(ctx).layout
+    parted = embed_parts(layout, cfg, part, console=err)
+    if parted is None:
+        report = embed_store(layout, cfg, console=err)
+    elif parted.part.index != 0 and part is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     else:
-        report = embed_store(state(ctx).layout, cfg, console=err)
+        report = parted.embed
+        if parted.merge is not None:
+            m = parted.merge
+            err.print(f"merged {len(m.segments)} segment(s): {m.clips} clip embeddings committed", highlight=False)
+        elif part is not None:
+            err.print(f"part {parted.part} is in {parted.segment.root}; once all {parted.part.count} parts are "
+                      "done, `sertool store merge` commits them to the store", highlight=False)
     for clip_id, path, reason in report.skipped:
         err.print(f"skipped {clip_id} ({path}): {reason}", highlight=False)
     if report.nothing_to_do:

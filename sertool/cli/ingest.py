@@ -12,7 +12,7 @@ from ._common import err, out, state
 
 if TYPE_CHECKING:
     from ..corpus.ingest import IngestReport
-    from ..corpus.records import SkippedRecord
+    from ..store.records import SkippedRecord
 
 app = typer.Typer(help="Read a corpus into the catalog.", no_args_is_help=True)
 

@@ -40,7 +40,7 @@ def predict(
 ) -> None:
     """Class, class probabilities and arousal/valence/dominance for new audio (one row per window + file)."""
     from ..errors import SertoolError
-    from ..predict import PredictConfig, predict_files
+    from ..jobs.predict import PredictConfig, predict_files
 
     cfg = PredictConfig(preset=preset, model_dir=model_dir, window_seconds=window_seconds, transcript=transcript,
                         device=device, experiment=experiment)

@@ -19,16 +19,6 @@ class Kind(str, Enum):
     ensemble = "ensemble"
 
 
-# (column title, metric names tried in order: a training run's best_* first, an ensemble's dev_*)
-_METRIC_COLUMNS: list[tuple[str, tuple[str, ...]]] = [
-    ("F1", ("best_dev_f1_macro", "dev_f1_macro")),
-    ("Aro", ("best_dev_ccc_arousal", "dev_ccc_arousal")),
-    ("Val", ("best_dev_ccc_valence", "dev_ccc_valence")),
-    ("Dom", ("best_dev_ccc_dominance", "dev_ccc_dominance")),
-    ("CCC mean", ("best_dev_ccc_mean", "dev_ccc_mean")),
-]
-
-
 def runs(
     ctx: typer.Context,
     experiment: Annotated[
@@ -50,14 +40,14 @@ def runs(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many runs.")] = 50,
 ) -> None:
     """List tracked runs with their best dev metrics (Run: an id prefix that `--init-from` etc. accept)."""
+    from ..metrics import RUN_COLUMNS, best, dev, tracked_name
     from ..tracking import Tracker
-    from ..tracking.names import metric_for_sort
 
     tracker = Tracker(experiment=experiment, store_root=state(ctx).layout.root)
     order_by = ["attributes.start_time DESC"]
     sort_metric = None
     if sort:
-        sort_metric = metric_for_sort(sort)
+        sort_metric = tracked_name(sort)
         quoted = sort_metric if re.fullmatch(r"\w+", sort_metric) else f"`{sort_metric}`"
         order_by = [f"metrics.{quoted} {'ASC' if ascending else 'DESC'}", *order_by]
     found = tracker.find_runs(
@@ -67,7 +57,8 @@ def runs(
         err.print(f"no runs in experiment {tracker.experiment!r} ({tracker.uri})")
         return
 
-    columns = list(_METRIC_COLUMNS)
+    # a training run's best_* figure first, an ensemble's dev_* otherwise
+    columns = [(title, (best(m), dev(m))) for title, m in RUN_COLUMNS]
     if sort_metric and not any(sort_metric in names for _, names in columns):
         columns.append((sort_metric, (sort_metric,)))
     table = Table(

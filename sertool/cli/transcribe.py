@@ -20,7 +20,7 @@ def transcribe(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Clips per generate call (and per commit).")] = 16,
 ) -> None:
     """Transcribe clips with no transcript (source `asr`); corpus transcripts are never overwritten."""
-    from ..encoders.transcribe import transcribe_missing
+    from ..jobs.transcribe import transcribe_missing
 
     report = transcribe_missing(
         state(ctx).layout, preset=preset, model_dir=model_dir, device=device, batch_size=batch_size, console=err

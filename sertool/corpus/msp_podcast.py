@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadInput
-from .labels import UnknownClass, agreement, check_attribute, class_code, derive_consensus
-from .records import ClipRecord, CorpusRecords, LabelRecord, SkippedRecord, VoteRecord
+from ..labels import UnknownClass, agreement, check_attribute, class_code, derive_consensus
+from ..store.records import ClipRecord, CorpusRecords, LabelRecord, SkippedRecord, VoteRecord
 
 AUDIO_DIR = "Audios"
 TRANSCRIPT_DIR = "Transcripts"

@@ -53,14 +53,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sertool.corpus.synthetic_speech import (
-    SAMPLE_RATE,
-    Voice,
-    random_voice,
-    render_speech,
-    render_transcript,
-)
-from sertool.errors import SertoolError
+from ..audio import SAMPLE_RATE
+from ..errors import SertoolError
+from ..labels import CLASS_NAMES, CLASSES, NO_AGREEMENT, class_code, plurality
+from .synthetic_speech import Voice, random_voice, render_speech, render_transcript
 
 CONSENSUS_HEADER = ("FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender",
                     "Split_Set")
@@ -69,9 +65,7 @@ MARKER = "SYNTHETIC.txt"
 GENERATOR_VERSION = 1
 MIN_CLIPS = 20
 
-TASK_CLASSES = ("A", "S", "H", "U", "F", "D", "C", "N")
-CLASS_WORDS = {"A": "Angry", "S": "Sad", "H": "Happy", "U": "Surprise", "F": "Fear", "D": "Disgust",
-               "C": "Contempt", "N": "Neutral", "O": "Other"}
+CLASS_WORDS = {code: word for code, word in CLASS_NAMES.items() if code != NO_AGREEMENT}
 # Class prototypes in (arousal, valence, dominance), 1-7. Nearest prototype = region class.
 PROTOTYPES = {
     "A": (5.6, 2.3, 5.6),
@@ -83,7 +77,7 @@ PROTOTYPES = {
     "C": (3.2, 3.0, 5.6),
     "N": (4.0, 4.0, 4.0),
 }
-_PROTO = np.array([PROTOTYPES[c] for c in TASK_CLASSES])  # (8, 3)
+_PROTO = np.array([PROTOTYPES[c] for c in CLASSES])  # (8, 3)
 # Mixture weights of the latent's components: 8 classes then the "Other" component.
 COMPONENT_PRIOR = {"A": 0.12, "S": 0.12, "H": 0.18, "U": 0.08, "F": 0.07, "D": 0.08, "C": 0.08,
                    "N": 0.22, "O": 0.05}
@@ -142,25 +136,17 @@ class Consensus:
     dominance: float
 
 
-def primary_code(word: str) -> str:
-    """Class word (``Other-Curious`` included) -> class code."""
-    if word.startswith("Other"):
-        return "O"
-    return next(code for code, w in CLASS_WORDS.items() if w == word)
-
-
 def consensus_of(votes: list[Vote]) -> Consensus:
-    """Plurality of the primary classes (a tie for the top -> X); attributes = vote means, 4 decimals."""
-    counts = Counter(primary_code(v.primary) for v in votes).most_common()
-    tie = len(counts) > 1 and counts[0][1] == counts[1][1]
+    """The reader's rule (`labels.plurality`: a tie for the top is X); attributes = vote means, 4 decimals."""
+    emotion = plurality([class_code(v.primary, allow_x=False) for v in votes])
     mean = [round(float(np.mean([getattr(v, a) for v in votes])), 4)
             for a in ("arousal", "valence", "dominance")]
-    return Consensus("X" if tie else counts[0][0], *mean)
+    return Consensus(emotion, *mean)
 
 
 def region_class(latent: np.ndarray) -> str:
     """The class whose prototype is nearest to this (arousal, valence, dominance) point."""
-    return TASK_CLASSES[int(np.argmin(((_PROTO - latent) ** 2).sum(axis=1)))]
+    return CLASSES[int(np.argmin(((_PROTO - latent) ** 2).sum(axis=1)))]
 
 
 def write_synthetic_corpus(out_dir: Path, n_clips: int = 240, seed: int = 0) -> Path:
@@ -265,7 +251,7 @@ def _speakers(rng: np.random.Generator) -> list[Speaker]:
 def _draw_latent(rng: np.random.Generator, steer: str | None) -> tuple[np.ndarray, str]:
     """(latent A/V/D, mixture component). Steered X clips sit halfway between two prototypes."""
     if steer == "X":
-        a, b = rng.choice(len(TASK_CLASSES), 2, replace=False)
+        a, b = rng.choice(len(CLASSES), 2, replace=False)
         return (_PROTO[a] + _PROTO[b]) / 2.0, "X"
     if steer is not None:
         component = steer

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from ..audio import SAMPLE_RATE
+
 
 # --- transcript vocabulary --------------------------------------------------------------------------
 # Sentiment-bearing words. Tests and analyses count these lists, so keep them disjoint from each other,

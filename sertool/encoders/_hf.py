@@ -1,4 +1,4 @@
-"""Plumbing the transformers-backed encoders share: quiet loading, layer choice, record names.
+"""Plumbing the transformers-backed encoders share: quiet loading, layer choice, records, tiny tokenizers.
 
 Weights load as float32 whatever the checkpoint stores (large-v3 ships fp16): frames must not depend
 on the file format, and on GPU the caller's autocast picks the compute precision.
@@ -29,19 +29,14 @@ def check_layer(kind: str, layer: int | None, n_layers: int) -> int | None:
     return layer
 
 
-def encoder_record(kind: str, source: Any, layer: int | None, *, dim: int, frame_rate: float | None,
+def encoder_record(cls: type, source: Any, layer: int | None, *, dim: int, frame_rate: float | None,
                    preprocessing: str) -> EncoderRecord:
     """The provenance every encoder writes: name, checkpoint, revision and storage dtype decided in one
     place, so that encoders differ only in what actually changes their frames."""
     return EncoderRecord(
-        name=record_name(kind, layer), kind=kind, checkpoint=source.checkpoint, revision=source.revision,
+        name=cls.stored_name(layer), kind=cls.kind, checkpoint=source.checkpoint, revision=source.revision,
         layer=layer, dim=dim, frame_rate=frame_rate, dtype="float16", preprocessing=preprocessing,
     )
-
-
-def record_name(kind: str, layer: int | None) -> str:
-    """`wavlm` for the last hidden state, `wavlm-l12` for layer 12: one name, one fingerprint."""
-    return kind if layer is None else f"{kind}-l{layer}"
 
 
 def hidden(outputs: Any, layer: int | None):
@@ -52,3 +47,18 @@ def hidden(outputs: Any, layer: int | None):
 def chunks(n: int, size: int) -> list[slice]:
     """Slices of at most `size` over range(n): bounds the memory of one forward pass."""
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def train_bpe(texts: list[str], specials: list[str], vocab_size: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Byte-level BPE (GPT-2 style, as Whisper and RoBERTa use) trained on `texts`: the tiny preset's
+    tokenizers. Returns vocab and merges; an empty corpus gives the bytes only, still complete."""
+    import json
+
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer(add_prefix_space=False)
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=specials,
+                            show_progress=False)
+    data = json.loads(bpe._tokenizer.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in data["merges"]]
+    return dict(data["vocab"]), merges

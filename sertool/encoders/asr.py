@@ -11,10 +11,10 @@ import math
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE, window_spans
 from ._hf import chunks, quiet_transformers
-from .base import SAMPLE_RATE
-from .presets import ModelSource
-from .whisper import window_spans
+from .base import ModelSource
+from .whisper import WINDOW_SAMPLES
 
 TOKENS_PER_SECOND = 6
 """Generous for speech (fast talkers say ~3.5 words/s, ~4.5 tokens/s)."""
@@ -50,7 +50,7 @@ class WhisperASR:
 
         windows, owner = [], []
         for i, wav in enumerate(waveforms):
-            for s, e in window_spans(len(wav)):
+            for s, e in window_spans(len(wav), WINDOW_SAMPLES):
                 windows.append(np.asarray(wav[s:e], dtype=np.float32))
                 owner.append(i)
         texts: list[list[str]] = [[] for _ in waveforms]
@@ -78,17 +78,8 @@ class WhisperASR:
         return [" ".join(t for t in parts if t) for parts in texts]
 
 
-def load_asr(
-    preset: str = "tiny",
-    *,
-    model_dir=None,
-    device: str = "cpu",
-    store_models_dir=None,
-    texts=None,
-) -> WhisperASR:
+def load_asr(preset: str, *, models_dir=None, model_dir=None, device: str = "cpu", texts=None) -> WhisperASR:
     """The preset's Whisper ASR (same checkpoint as the `whisper` encoder: large-v3 is one model)."""
     from .presets import resolve
 
-    return WhisperASR(
-        resolve("asr", preset, model_dir=model_dir, store_models_dir=store_models_dir, texts=texts), device=device
-    )
+    return WhisperASR(resolve("asr", preset, model_dir=model_dir, models_dir=models_dir, texts=texts), device=device)

@@ -1,7 +1,8 @@
-"""Encoders by name: the `kind` recorded in the catalog picks the class (as lhotse's storage backends).
+"""Encoders by kind: the `kind` recorded in the catalog picks the class (as lhotse's storage backends).
 
-`load_encoder("wavlm", "tiny")` resolves the preset's weights (`presets.resolve`) and builds the
-registered class on them; a new encoder family registers itself with `@register`.
+`load_encoder("wavlm", "tiny", models_dir=...)` resolves the preset's weights (`presets.resolve`) and
+builds the registered class on them. The built-in kinds are imported here; another kind registers
+itself with `@register` in its own module (see `base`), and every other place asks this module.
 """
 
 from __future__ import annotations
@@ -9,49 +10,39 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..errors import NotFound
-from .base import Encoder
+from . import roberta, wavlm, whisper  # noqa: F401  (each registers its class)
+from .base import Encoder, lookup, register, registered
 
-_ENCODERS: dict[str, type] = {}
-
-
-def register(cls: type) -> type:
-    """Class decorator: make `cls` loadable by its `kind`."""
-    _ENCODERS[cls.kind] = cls
-    return cls
+__all__ = ["encoder_class", "encoder_kinds", "load_encoder", "register"]
 
 
 def encoder_class(kind: str) -> type:
-    try:
-        return _ENCODERS[kind]
-    except KeyError:
-        raise NotFound(f"unknown encoder {kind!r} (known: {', '.join(sorted(_ENCODERS))})") from None
+    """The class registered under `kind` (`NotFound` names the known kinds otherwise)."""
+    return lookup(kind)
 
 
 def encoder_kinds() -> list[str]:
-    return sorted(_ENCODERS)
+    return sorted(registered())
 
 
 def load_encoder(
     kind: str,
-    preset: str = "tiny",
+    preset: str,
     *,
+    models_dir: str | Path | None = None,
     model_dir: str | Path | None = None,
     layer: int | None = None,
     device: str = "cpu",
-    store_models_dir: str | Path | None = None,
     texts: Iterable[str] | None = None,
 ) -> Encoder:
     """A ready-to-embed encoder of family `kind` with the preset's weights.
 
-    `store_models_dir` is `StoreLayout.models` (where `tiny` is built; default: the current store);
-    `texts` are the corpus transcripts the tiny tokenizers are trained on the first time.
+    `models_dir` is the store's `models` folder (where `tiny` is built; required for it); `texts` are the
+    corpus transcripts the tiny tokenizers are trained on the first time. `model_dir` holds the paper
+    checkpoints when they are not loaded by name.
     """
     from .presets import resolve
 
     cls = encoder_class(kind)
-    source = resolve(kind, preset, model_dir=model_dir, store_models_dir=store_models_dir, texts=texts)
+    source = resolve(kind, preset, model_dir=model_dir, models_dir=models_dir, texts=texts)
     return cls(source, layer=layer, device=device)
-
-
-from . import roberta, wavlm, whisper  # noqa: E402,F401  (each registers itself)

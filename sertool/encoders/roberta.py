@@ -7,15 +7,19 @@ appears exactly once. Windows are padded with an attention mask, so batch-mates 
 
 from __future__ import annotations
 
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..store.records import EncoderRecord
-from ._hf import check_layer, chunks, encoder_record, hidden, quiet_transformers
-from .base import Modality
-from .presets import ModelSource
-from .registry import register
+from ._hf import check_layer, chunks, encoder_record, hidden, quiet_transformers, train_bpe
+from .base import EncoderBase, ModelSource, Modality, register
+
+TINY_MAX_TOKENS = 128
+"""Tiny RoBERTa's window (positions minus the two specials' padding offset) - small so tests window cheaply."""
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+"""roberta-large's order: <s>=0, <pad>=1, </s>=2."""
 
 
 def window_starts(n_tokens: int, capacity: int, overlap: int) -> list[int]:
@@ -37,12 +41,33 @@ def owner_windows(n_tokens: int, starts: list[int], capacity: int) -> np.ndarray
 
 
 @register
-class RobertaEncoder:
+class RobertaEncoder(EncoderBase):
     """RoBERTa hidden states per transcript token."""
 
     kind: ClassVar[str] = "roberta"
     modality: ClassVar[Modality] = "text"
+    paper_checkpoint: ClassVar[str] = "FacebookAI/roberta-large"
+    paper_config: ClassVar[dict[str, Any]] = dict(
+        vocab_size=50265, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+        max_position_embeddings=514, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+    )
+    tiny_seed: ClassVar[int] = 2
     max_batch: int = 32
+
+    @classmethod
+    def build_tiny(cls, directory: Path, texts: list[str]) -> None:
+        """hidden 64, 2 layers, a 128-token window; a byte-level BPE trained on `texts`."""
+        import torch
+        from transformers import RobertaConfig, RobertaModel, RobertaTokenizer
+
+        vocab, merges = train_bpe(texts, SPECIALS, 2000)
+        tokenizer = RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=TINY_MAX_TOKENS + 2)
+        config = RobertaConfig(**{**cls.paper_config, "vocab_size": len(vocab), "hidden_size": 64,
+                                  "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
+                                  "max_position_embeddings": TINY_MAX_TOKENS + 2})
+        torch.manual_seed(cls.tiny_seed)
+        RobertaModel(config, add_pooling_layer=False).save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
 
     def __init__(self, source: ModelSource, *, layer: int | None = None, device: str = "cpu") -> None:
         import torch
@@ -60,7 +85,7 @@ class RobertaEncoder:
         self.capacity = max_len - 2  # content tokens per window, besides <s> and </s>
         self.overlap = self.capacity // 4
         self._record = encoder_record(
-            self.kind, source, self.layer, dim=cfg.hidden_size, frame_rate=None,
+            type(self), source, self.layer, dim=cfg.hidden_size, frame_rate=None,
             preprocessing=(
                 f"tokenizer={type(self.tokenizer).__name__};frames=tokens+specials;"
                 f"window={self.capacity};overlap={self.overlap};stitch=most-central"

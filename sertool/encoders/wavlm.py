@@ -9,24 +9,46 @@ convs and the stable-layer-norm encoder, which honour the mask (the group-norm v
 from __future__ import annotations
 
 import warnings
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE
 from ..store.records import EncoderRecord
 from ._hf import check_layer, chunks, encoder_record, hidden, quiet_transformers
-from .base import SAMPLE_RATE, Modality
-from .presets import ModelSource
-from .registry import register
+from .base import EncoderBase, ModelSource, Modality, register
 
 
 @register
-class WavLMEncoder:
+class WavLMEncoder(EncoderBase):
     """WavLM hidden states, one frame per 20 ms of audio."""
 
     kind: ClassVar[str] = "wavlm"
     modality: ClassVar[Modality] = "audio"
+    paper_checkpoint: ClassVar[str] = "microsoft/wavlm-large"
+    paper_config: ClassVar[dict[str, Any]] = dict(
+        hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+        conv_dim=(512,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True,
+        num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16, num_buckets=320, max_bucket_distance=800,
+    )
+    tiny_seed: ClassVar[int] = 1
     max_batch: int = 32
+
+    @classmethod
+    def build_tiny(cls, directory: Path, texts: list[str]) -> None:
+        """wavlm-large's front end and stable-layer-norm encoder, hidden 64, 2 layers."""
+        import torch
+        from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMModel
+
+        config = WavLMConfig(**{**cls.paper_config, "hidden_size": 64, "num_hidden_layers": 2,
+                                "num_attention_heads": 4, "intermediate_size": 128, "conv_dim": (32,) * 7})
+        torch.manual_seed(cls.tiny_seed)
+        WavLMModel(config).save_pretrained(directory)
+        Wav2Vec2FeatureExtractor(
+            feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True, return_attention_mask=True
+        ).save_pretrained(directory)
 
     def __init__(self, source: ModelSource, *, layer: int | None = None, device: str = "cpu") -> None:
         import torch
@@ -41,7 +63,7 @@ class WavLMEncoder:
         self.layer = check_layer(self.kind, layer, cfg.num_hidden_layers)
         stride = int(np.prod(cfg.conv_stride))
         self._record = encoder_record(
-            self.kind, source, self.layer, dim=cfg.hidden_size, frame_rate=SAMPLE_RATE / stride,
+            type(self), source, self.layer, dim=cfg.hidden_size, frame_rate=SAMPLE_RATE / stride,
             preprocessing=(
                 f"sr={SAMPLE_RATE};mono;normalize={'per-clip' if self.features.do_normalize else 'none'};"
                 "attention-mask;cut=conv-length"

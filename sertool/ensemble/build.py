@@ -17,15 +17,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import BadInput, NotFound, SertoolError
-from ..model.labels import ATTRIBUTES, CLASSES
+from ..labels import ATTRIBUTES
+from ..metrics import CCC, F1, best, dev
+from ..predictions import Predictions
 from ..store.catalog import Catalog
+from ..store.clips import clip_paths, clips_in_split
 from ..store.layout import StoreLayout
-from ..tracking.names import BEST_CCC, BEST_F1, DEV_CCC, DEV_F1, encoder_tag
-from ..train.outputs import predictions_frame
+from ..store.splits import DEV
+from ..tracking.names import ENSEMBLE_SPEC, SPLITS_TAG, SUBMISSION_DIR, TASK_TAG, encoder_tag
 from .challenge import read_task2, write_submission
-from .members import DEV, Candidate, check_clip_sets, check_fingerprints, find_candidates, load_candidates
+from .members import Candidate, check_clip_sets, check_fingerprints, find_candidates, load_candidates
 from .select import Selection, greedy, top_k
-from .spec import BASELINE, CLASS, SPEC_ARTIFACT, TARGETS, TASK_TAG, EnsembleSpec, blend
+from .spec import BASELINE, CLASS, TARGETS, EnsembleSpec, blend
 from .truth import Truth, load_truth
 
 if TYPE_CHECKING:
@@ -35,7 +38,6 @@ if TYPE_CHECKING:
     from ..tracking.tracker import Tracker
 
 SUBMISSIONS_DIR = "submissions"
-SPLITS_TAG = "sertool.splits"  # the split scheme a training run used (set by the training loop)
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ class EnsembleResult:
     reports: dict[str, TargetReport]
     dev_metrics: dict[str, float]
     """`f1_macro` (Task 1) or `ccc_<attribute>` and `ccc_mean` (Task 2), of the ensemble on dev."""
-    predictions: dict[str, "pd.DataFrame"]
+    predictions: dict[str, Predictions]
     submission: Path
     run_id: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -144,8 +146,9 @@ def _target_arrays(task: int, target: str, cands: list[Candidate], baseline: "pd
     """(M, N) attribute predictions or (M, N, 8) class probabilities on dev, one row per candidate
     (the baseline last)."""
     if target == CLASS:
-        return np.stack([c.preds[DEV][[f"p_{k}" for k in CLASSES]].to_numpy(np.float64) for c in cands])
-    rows = [c.preds[DEV][target].to_numpy(np.float64) for c in cands]
+        return np.stack([c.preds[DEV].probs for c in cands])
+    j = ATTRIBUTES.index(target)
+    rows = [c.preds[DEV].attrs[:, j] for c in cands]
     if baseline is not None:
         rows.append(baseline[target].to_numpy(np.float64))
     return np.stack(rows)
@@ -161,8 +164,8 @@ def _select(cfg: EnsembleConfig, arrays: np.ndarray, score, has_baseline: bool) 
 
 def _tables(cands: list[Candidate], baseline: dict[str, "pd.DataFrame"], split: str):
     """Member -> (N, 8) probabilities and member -> (N, 3) attributes of one split, for `blend`."""
-    probs = {c.run_id: c.preds[split][[f"p_{k}" for k in CLASSES]].to_numpy(np.float64) for c in cands}
-    attrs = {c.run_id: c.preds[split][list(ATTRIBUTES)].to_numpy(np.float64) for c in cands}
+    probs = {c.run_id: c.preds[split].probs for c in cands}
+    attrs = {c.run_id: c.preds[split].attrs for c in cands}
     if split in baseline:
         attrs[BASELINE] = baseline[split][list(ATTRIBUTES)].to_numpy(np.float64)
     return probs, attrs
@@ -170,9 +173,9 @@ def _tables(cands: list[Candidate], baseline: dict[str, "pd.DataFrame"], split: 
 
 def _dev_metrics(task: int, truth: Truth, probs: np.ndarray, attrs: np.ndarray) -> dict[str, float]:
     if task == 1:
-        return {"f1_macro": truth.f1_scorer()(probs)}
-    m = {f"ccc_{a}": truth.ccc_scorer(a)(attrs[:, j]) for j, a in enumerate(ATTRIBUTES)}
-    m["ccc_mean"] = float(np.mean(list(m.values())))
+        return {F1: truth.f1_scorer()(probs)}
+    m = {CCC[a]: truth.ccc_scorer(a)(attrs[:, j]) for j, a in enumerate(ATTRIBUTES)}
+    m[CCC["mean"]] = float(np.mean(list(m.values())))
     return m
 
 
@@ -180,8 +183,8 @@ def _file_names(layout: StoreLayout, clip_ids: list[str], split: str, notes: lis
     """Each clip's audio file name (`<clip>.wav` where the catalog has no path); notes catalog clips of
     the split that the members never predicted (the submission would lack them)."""
     with Catalog(layout.catalog, read_only=True) as cat:
-        paths = dict(cat.execute("SELECT clip_id, path FROM clips"))
-        in_split = {r[0] for r in cat.execute("SELECT clip_id FROM clips WHERE split = ?", [split])}
+        paths = clip_paths(cat)
+        in_split = clips_in_split(cat, split)
     lacking = in_split - set(clip_ids)
     if lacking:
         notes.append(f"{len(lacking)} {split} clip(s) of the catalog have no predictions in the runs "
@@ -218,7 +221,7 @@ def build_ensemble(
     if len(cands) < cfg.top:
         notes.append(f"only {len(cands)} candidate run(s) for --top {cfg.top}: all are used")
 
-    split_ids = {s: list(df["clip_id"]) for s, df in cands[0].preds.items()}
+    split_ids = {s: list(p.clip_ids) for s, p in cands[0].preds.items()}
     baseline: dict[str, "pd.DataFrame"] = {}
     if cfg.baseline is not None:
         baseline = _align_baseline(cfg.baseline, read_task2(cfg.baseline), split_ids, {DEV, cfg.test_split}, notes)
@@ -236,7 +239,7 @@ def build_ensemble(
         singles = [score(arrays[i]) for i in range(len(arrays))]
         order = list(dict.fromkeys(sel.bag))
         reports[target] = TargetReport(
-            target, "f1_macro" if target == CLASS else f"ccc_{target}",
+            target, F1 if target == CLASS else CCC[target],
             [MemberScore(ids[i], names[ids[i]], sel.bag.count(i), singles[i]) for i in order],
             sel.score, max(singles[: len(cands)]),
         )
@@ -247,19 +250,17 @@ def build_ensemble(
     weights = spec.all_weights()
     used = set(spec.run_ids())
     chosen = [c for c in cands if c.run_id in used]
-    predictions: dict[str, "pd.DataFrame"] = {}
+    predictions: dict[str, Predictions] = {}
     for split, clip_ids in split_ids.items():
         if baseline and split not in baseline:
             continue
-        probs, attrs = blend(weights, *_tables(chosen, baseline, split))
-        predictions[split] = predictions_frame(clip_ids, probs, attrs)
-    dev = predictions[DEV]
-    dev_metrics = _dev_metrics(cfg.task, truth, dev[[f"p_{k}" for k in CLASSES]].to_numpy(),
-                               dev[list(ATTRIBUTES)].to_numpy())
+        predictions[split] = Predictions(clip_ids, *blend(weights, *_tables(chosen, baseline, split)))
+    dev_preds = predictions[DEV]
+    dev_metrics = _dev_metrics(cfg.task, truth, dev_preds.probs, dev_preds.attrs)
 
     test = predictions[cfg.test_split]
     out = write_submission(cfg.submission_path(layout), cfg.task,
-                           _file_names(layout, list(test["clip_id"]), cfg.test_split, notes), test)
+                           _file_names(layout, list(test.clip_ids), cfg.test_split, notes), test)
     result = EnsembleResult(spec, cfg.run_name, reports, dev_metrics, predictions, out, notes=notes)
     schemes = {c.run.tags.get(SPLITS_TAG) for c in chosen} - {None}
     result.run_id = log_ensemble(tracker, result, fingerprints,
@@ -272,18 +273,15 @@ def log_ensemble(tracker: "Tracker", result: EnsembleResult, fingerprints: dict[
     """The ensemble as its own run: members as params, dev figures under both the `dev_*` and the training
     runs' `best_dev_*` names (so it sorts with them), predictions in the training runs' layout."""
     spec = result.spec
-    if spec.task == 1:
-        metrics = {DEV_F1: result.dev_metrics["f1_macro"], BEST_F1: result.dev_metrics["f1_macro"]}
-    else:
-        metrics = {}
-        for key in (*ATTRIBUTES, "mean"):
-            metrics[DEV_CCC[key]] = metrics[BEST_CCC[key]] = result.dev_metrics[f"ccc_{key}"]
+    metrics = {}
+    for name, value in result.dev_metrics.items():
+        metrics[dev(name)] = metrics[best(name)] = value
     run_tags = {TASK_TAG: spec.task, **{encoder_tag(n): fp for n, fp in fingerprints.items()}, **tags}
     with tracker.start("ensemble", experiment=experiment, run_name=result.name, tags=run_tags) as run:
         run.log_params(spec.params())
-        run.log_dict(spec.to_dict(), SPEC_ARTIFACT)
+        run.log_dict(spec.to_dict(), ENSEMBLE_SPEC)
         run.log_metrics(metrics)
-        for split, df in result.predictions.items():
-            run.log_predictions(split, df)
-        run.log_artifact(result.submission, "submission")
+        for split, preds in result.predictions.items():
+            run.log_predictions(split, preds.to_frame())
+        run.log_artifact(result.submission, SUBMISSION_DIR)
     return run.run_id

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import BadInput
-from ..model.labels import ATTRIBUTES
+from ..labels import ATTRIBUTES
+from ..predictions import Predictions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,17 +77,16 @@ def read_task2(path: str | Path) -> "pd.DataFrame":
     return pd.DataFrame(rows, columns=["clip_id", *ATTRIBUTES])
 
 
-def write_submission(path: str | Path, task: int, file_names: list[str], predictions: "pd.DataFrame") -> Path:
-    """Write the challenge file for `task` from an ensemble predictions table (aligned with `file_names`)."""
+def write_submission(path: str | Path, task: int, file_names: list[str], predictions: Predictions) -> Path:
+    """Write the challenge file for `task` from an ensemble's predictions (aligned with `file_names`)."""
     import pandas as pd
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if task == 2:
-        df = pd.DataFrame({"FileName": file_names, **{c: predictions[a].to_numpy()
-                                                       for c, a in zip(TASK2_COLUMNS, ATTRIBUTES)}})
+        df = pd.DataFrame({"FileName": file_names, **{c: predictions.attrs[:, j] for j, c in enumerate(TASK2_COLUMNS)}})
     else:
-        df = pd.DataFrame({"FileName": file_names, "EmoClass": predictions["pred_class"].to_numpy()})
+        df = pd.DataFrame({"FileName": file_names, "EmoClass": predictions.pred_class})
     tmp = path.with_name(path.name + ".tmp")
     df.to_csv(tmp, index=False, float_format="%.6f")
     tmp.replace(path)

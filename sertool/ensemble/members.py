@@ -14,27 +14,25 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import NotFound, SertoolError, StoreMismatch
-from ..model.labels import ATTRIBUTES, CLASSES
-from ..tracking.names import BEST_CCC, BEST_F1, ENCODER_TAG_PREFIX, PREDICTIONS_DIR
+from ..labels import ATTRIBUTES
+from ..metrics import CCC, F1, best
+from ..predictions import BadPredictions, Predictions
+from ..progress import progress_bar
+from ..store.splits import DEV
+from ..tracking.names import ENCODER_TAG_PREFIX, PREDICTIONS_DIR
 
 if TYPE_CHECKING:
-    import pandas as pd
     from rich.console import Console
 
     from ..tracking.records import RunInfo
     from ..tracking.tracker import Tracker
-
-DEV = "Development"
-PRED_COLUMNS: tuple[str, ...] = ("clip_id", *(f"p_{c}" for c in CLASSES), "pred_class", *ATTRIBUTES)
-"""Columns of every predictions table (names.py's layout)."""
-
 
 @dataclass
 class Candidate:
     """One eligible run and its predictions per split (rows sorted by clip_id)."""
 
     run: "RunInfo"
-    preds: dict[str, "pd.DataFrame"]
+    preds: dict[str, Predictions]
 
     @property
     def run_id(self) -> str:
@@ -51,7 +49,7 @@ class Candidate:
 
 
 def _has_task_metric(run: "RunInfo", task: int) -> bool:
-    names = [BEST_F1] if task == 1 else [BEST_CCC[a] for a in ATTRIBUTES]
+    names = [best(F1)] if task == 1 else [best(CCC[a]) for a in ATTRIBUTES]
     return any(n in run.metrics for n in names)
 
 
@@ -85,8 +83,6 @@ def load_candidates(
 
     Returns the candidates and notes on runs left out (no dev predictions).
     """
-    from rich.progress import Progress
-
     listed: list[tuple["RunInfo", set[str]]] = []
     notes: list[str] = []
     for r in runs:
@@ -109,7 +105,7 @@ def load_candidates(
         )
     splits = sorted(common, key=lambda s: (s != DEV, s))
     out: list[Candidate] = []
-    with Progress(console=console, disable=console is None, transient=True) as progress:
+    with progress_bar(console, transient=True) as progress:
         task = progress.add_task("reading predictions", total=len(listed) * len(splits))
         for r, _ in listed:
             preds = {}
@@ -120,14 +116,11 @@ def load_candidates(
     return out, notes
 
 
-def _checked(df: "pd.DataFrame", run: "RunInfo", split: str) -> "pd.DataFrame":
-    missing = [c for c in PRED_COLUMNS if c not in df.columns]
-    if missing:
-        raise SertoolError(f"run {run.name} ({run.run_id[:8]}): predictions/{split}.csv lacks column(s) "
-                           f"{', '.join(missing)}")
-    if df["clip_id"].duplicated().any():
-        raise SertoolError(f"run {run.name} ({run.run_id[:8]}): predictions/{split}.csv lists a clip twice")
-    return df.sort_values("clip_id", kind="stable").reset_index(drop=True)[list(PRED_COLUMNS)]
+def _checked(df, run: "RunInfo", split: str) -> Predictions:
+    try:
+        return Predictions.from_frame(df)
+    except BadPredictions as e:
+        raise SertoolError(f"run {run.name} ({run.run_id[:8]}): predictions/{split}.csv {e}") from None
 
 
 def _pick_hint(tag: str, value: str) -> str:
@@ -161,7 +154,7 @@ def check_clip_sets(cands: Sequence[Candidate]) -> None:
     for split in cands[0].preds:
         groups: dict[tuple[str, ...], list[Candidate]] = {}
         for c in cands:
-            groups.setdefault(tuple(c.preds[split]["clip_id"]), []).append(c)
+            groups.setdefault(tuple(c.preds[split].clip_ids), []).append(c)
         if len(groups) > 1:
             parts = "; ".join(
                 f"{len(ids)} clips in {', '.join(c.label for c in cs[:4])}{' ...' if len(cs) > 4 else ''}"

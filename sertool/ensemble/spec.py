@@ -20,11 +20,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import SertoolError
-from ..model.labels import ATTRIBUTES
+from ..labels import ATTRIBUTES
 
-SPEC_ARTIFACT = "ensemble.json"
-"""Artifact path of an ensemble run's spec (its params hold the same members, flattened)."""
-TASK_TAG = "sertool.task"
 BASELINE = "baseline"
 """Member id of the external baseline's predictions."""
 CLASS = "class"

@@ -18,12 +18,12 @@ import torch
 from torch import nn
 
 from ..errors import SertoolError
-from .labels import ATTRIBUTES, CLASSES
+from ..labels import ATTRIBUTE_RANGE, ATTRIBUTES, CLASSES
 from .pooling import POOLINGS
 
 PAPER_ENCODERS: dict[str, int] = {"whisper": 1280, "wavlm": 1024, "roberta": 1024}
 
-ATTR_LOW, ATTR_HIGH = 1.0, 7.0
+ATTR_LOW, ATTR_HIGH = ATTRIBUTE_RANGE
 
 
 @dataclass
@@ -87,8 +87,8 @@ class FusionOutput(NamedTuple):
     attributes: torch.Tensor  # (B, n_attributes), in [1, 7]
 
 
-Batch = dict[str, tuple[torch.Tensor, torch.Tensor]]
-"""Encoder name -> (frames (B, T, D), lengths (B,)); T may differ between encoders."""
+Inputs = dict[str, tuple[torch.Tensor, torch.Tensor]]
+"""What the model reads: encoder name -> (frames (B, T, D), lengths (B,)); T may differ between encoders."""
 
 
 class FusionModel(nn.Module):
@@ -114,7 +114,7 @@ class FusionModel(nn.Module):
         )
         self.head = nn.Linear(c.lstm_hidden, c.n_classes + c.n_attributes)
 
-    def forward(self, batch: Batch) -> FusionOutput:
+    def forward(self, batch: Inputs) -> FusionOutput:
         missing = [name for name in self.config.encoders if name not in batch]
         if missing:
             raise KeyError(f"batch lacks encoder(s) {missing}; the model was built for {list(self.config.encoders)}")

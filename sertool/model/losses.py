@@ -1,7 +1,7 @@
 """Multi-task losses (DESIGN.md §1): class-weighted or plain cross-entropy, MSE over the attributes
 or the Gaussian-penalty MSE, and their sum `alpha * L_reg + beta * L_class`.
 
-Targets follow `labels.py`: class index 0..7 or `IGNORE_INDEX` (`O` clips: regression only), and
+Targets follow `sertool.labels`: class index 0..7 or `IGNORE_INDEX` (`O` clips: regression only), and
 attribute values with NaN where missing. A batch with nothing to learn for one task (all `O`, or no
 attributes) gives that task a loss of exactly 0 that still carries a graph, never NaN.
 """
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .labels import CLASSES, IGNORE_INDEX
+from ..labels import CLASSES, IGNORE_INDEX
 
 GAUSSIAN_MU = 4.0
 """Centre of the 1..7 rating scale, where the Gaussian penalty weighs errors most."""

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import NotFound, StoreInUse, StoreMismatch
 from .catalog import Catalog
 from .layout import StoreLayout
-from .records import EncoderRecord
+from .records import EncoderRecord, StoredEncoder
 from .shards import ShardAppender, ShardLayout, ShardReader
 
 if TYPE_CHECKING:
@@ -99,6 +99,13 @@ def register_encoder(catalog: Catalog, record: EncoderRecord) -> None:
                 record.fingerprint,
             ],
         )
+
+
+def stored_encoders(catalog: Catalog) -> dict[str, StoredEncoder]:
+    """Every encoder configuration the store holds frames of, by name."""
+    rows = catalog.execute(
+        "SELECT name, kind, checkpoint, revision, layer, dim, frame_rate, fingerprint FROM encoders ORDER BY name")
+    return {r[0]: StoredEncoder(*r) for r in rows}
 
 
 class EmbeddingStore:
@@ -355,7 +362,7 @@ def pad_batch(
     if dtype not in (None, torch.float32, torch.float16):
         raise ValueError(f"padded batches are float32 or float16, not {dtype}")
     lengths = np.array([len(f) for f in frames], dtype=np.int64)
-    t_max = int(lengths.max()) if len(lengths) else 0
+    t_max = max(int(lengths.max()), 1) if len(lengths) else 0  # a batch of empty clips still has a time axis
     out = np.zeros((len(frames), t_max, dim), dtype=np_dtype)  # (B, T, D); calloc: padding is free
     for i, f in enumerate(frames):
         out[i, : len(f)] = f

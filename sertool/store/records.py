@@ -1,15 +1,19 @@
-"""Typed records the store keeps about what it holds.
+"""Typed records of what the store holds: one per catalog row, the store API's currency.
 
-The store knows nothing of models: an encoder is, to the store, only its provenance. Encoders build an
-`EncoderRecord` describing themselves; the store keeps it in the `encoders` table and in the Zarr
-attributes of its arrays, and refuses to mix frames of two different fingerprints under one name.
+Corpus readers validate and build `ClipRecord`s, `VoteRecord`s and `LabelRecord`s and hand them over in
+one `CorpusRecords`; keeping reading and writing apart means a corpus is checked completely before the
+catalog is touched. The store knows nothing of models: an encoder is, to the store, only its provenance.
+Encoders build an `EncoderRecord` describing themselves; the store keeps it in the `encoders` table and
+in the Zarr attributes of its arrays, and refuses to mix frames of two different fingerprints under one
+name. Reads hand back records too (`ClipSource`, `StoredEncoder`, `SchemeClip`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -48,3 +52,125 @@ class EncoderRecord:
     def from_dict(cls, d: dict) -> "EncoderRecord":
         fields = {k: d[k] for k in cls.__dataclass_fields__}
         return cls(**fields)
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """A clip's audio index entry and metadata (`clips` row, less the corpus name)."""
+
+    clip_id: str
+    path: str  # relative to the corpus root, e.g. Audios/MSP-PODCAST_0001_0001.wav
+    split: str | None
+    duration_s: float
+    sample_rate: int
+    n_channels: int
+    speaker_id: str | None = None
+    gender: str | None = None
+    transcript: str | None = None  # from the corpus; ASR fills the rest later
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class VoteRecord:
+    """One annotator's judgement of one clip (`votes` row). `emotion` is a class code."""
+
+    clip_id: str
+    annotator_id: str
+    emotion: str
+    secondary: str | None
+    arousal: float | None
+    valence: float | None
+    dominance: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """A clip's consensus (`labels` row): imported from the corpus (`source='corpus'`) or derived (`'votes'`)."""
+
+    clip_id: str
+    emotion: str
+    arousal: float | None
+    valence: float | None
+    dominance: float | None
+    n_annotators: int
+    agreement: float | None
+    source: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    """A clip left out because its audio is missing or unreadable (`--skip-bad`)."""
+
+    clip_id: str
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CorpusRecords:
+    """Everything one corpus contributes to the catalog, already validated."""
+
+    name: str
+    root: str
+    format: str
+    clips: list[ClipRecord] = field(default_factory=list)
+    votes: list[VoteRecord] = field(default_factory=list)
+    labels: list[LabelRecord] = field(default_factory=list)
+    skipped: list[SkippedRecord] = field(default_factory=list)
+
+
+# -- what reads hand back -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClipSource:
+    """A clip as the jobs that read its audio or text need it (embedding, ASR)."""
+
+    clip_id: str
+    path: Path
+    """Absolute audio path (catalog paths are relative to their corpus root)."""
+    duration_s: float
+    """From the audio header at ingest; NaN where unknown."""
+    transcript: str | None
+
+
+@dataclass(frozen=True)
+class StoredEncoder:
+    """One row of the `encoders` table: the provenance of an encoder configuration in the store."""
+
+    name: str
+    kind: str
+    checkpoint: str
+    revision: str | None
+    layer: int | None
+    dim: int
+    frame_rate: float | None
+    """None for text encoders (one frame per token): they store the `clean` variant only."""
+    fingerprint: str
+
+    @property
+    def text(self) -> bool:
+        return self.frame_rate is None
+
+
+@dataclass(frozen=True)
+class SchemeClip:
+    """A clip of a split scheme with its consensus labels, as training reads it."""
+
+    clip_id: str
+    split: str
+    emotion: str | None
+    arousal: float | None
+    valence: float | None
+    dominance: float | None
+    complete: bool
+    """True when every requested encoder has `clean` frames for it."""

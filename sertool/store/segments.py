@@ -1,8 +1,8 @@
 """Per-worker segments of a store, and merging them into it: how N embedding workers share one store.
 
 zarr loses data when two writers touch one chunk or shard file, and DuckDB allows one writer per
-file, so a worker never writes the store itself. Worker I of N writes a *segment*: a small store at
-``<store>/segments/shard-I-of-N/`` with its own catalog (a copy of the clip rows it plans from, plus
+file, so a worker never writes the store itself. Worker I of N (part I/N of the work) writes a
+*segment*: a small store at ``<store>/segments/part-I-of-N/`` with its own catalog (a copy of the clip rows it plans from, plus
 the embedding rows it commits) and its own Zarr arrays, through the ordinary crash-safe
 `EmbeddingWriter`. `merge_segments` then, in one process holding the store's catalog:
 
@@ -33,38 +33,38 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import StoreInUse
+from ..errors import InvalidOption, StoreInUse
 from .catalog import Catalog
 from .embeddings import FRAMES, EmbeddingStore, register_encoder
 from .layout import StoreLayout
 from .records import EncoderRecord
 
 SEGMENTS_DIR = "segments"
-_SEGMENT = re.compile(r"^shard-(\d+)-of-(\d+)$")
+_SEGMENT = re.compile(r"^part-(\d+)-of-(\d+)$")
 
 
 @dataclass(frozen=True)
-class ShardSpec:
-    """Which part of the work one worker does: shard `index` of `count` (0-based)."""
+class PartSpec:
+    """Which part of the work one worker does: part `index` of `count` (0-based)."""
 
     index: int
     count: int
 
     def __post_init__(self) -> None:
         if self.count < 1 or not 0 <= self.index < self.count:
-            raise ValueError(f"shard {self.index}/{self.count}: need 0 <= I < N")
+            raise InvalidOption("part", f"{self.index}/{self.count}: need 0 <= I < N")
 
     @classmethod
-    def parse(cls, text: str) -> "ShardSpec":
-        """`I/N` as users type it (`--shard 0/2`)."""
+    def parse(cls, text: str) -> "PartSpec":
+        """`I/N` as users type it (`--part 0/2`)."""
         m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
         if not m:
-            raise ValueError(f"--shard {text!r}: expected I/N, e.g. 0/4")
+            raise InvalidOption("part", f"{text!r}: expected I/N, e.g. 0/4")
         return cls(int(m.group(1)), int(m.group(2)))
 
     @property
     def name(self) -> str:
-        return f"shard-{self.index}-of-{self.count}"
+        return f"part-{self.index}-of-{self.count}"
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
@@ -74,13 +74,13 @@ def segments_root(layout: StoreLayout) -> Path:
     return layout.root / SEGMENTS_DIR
 
 
-def segment_layout(layout: StoreLayout, shard: ShardSpec) -> StoreLayout:
-    """The segment store worker `shard` writes (its catalog and arrays live there, nothing else)."""
-    return StoreLayout(segments_root(layout) / shard.name)
+def segment_layout(layout: StoreLayout, part: PartSpec) -> StoreLayout:
+    """The segment store worker `part` writes (its catalog and arrays live there, nothing else)."""
+    return StoreLayout(segments_root(layout) / part.name)
 
 
 def list_segments(layout: StoreLayout) -> list[StoreLayout]:
-    """Segments present under the store, in shard order."""
+    """Segments present under the store, in part order."""
     root = segments_root(layout)
     if not root.is_dir():
         return []

@@ -15,6 +15,7 @@ from typing import Literal
 
 from ..errors import NotFound, SertoolError
 from .catalog import CORPUS_SCHEME, Catalog
+from .records import SchemeClip
 
 TRAIN, DEV = "Train", "Development"
 TEST_DEV = "Test-Development"  # the corpus's Development, kept as a test set by derived schemes
@@ -145,3 +146,44 @@ def derive_scheme(
     for _, _, s in assigned:
         counts[s] = counts.get(s, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def scheme_clips(catalog: Catalog, scheme: str, encoders: list[str]) -> list[SchemeClip]:
+    """Every clip of `scheme` with its consensus labels, marked complete when all `encoders` have its
+    `clean` frames; ordered by split, then clip id."""
+    if not scheme_exists(catalog, scheme):
+        raise NotFound(f"no split scheme {scheme!r} in the catalog (see `sertool store info`)")
+    ph = ", ".join("?" for _ in encoders)
+    rows = catalog.execute(
+        f"""
+        WITH s AS ({split_sql(scheme)}),
+        complete AS (
+            SELECT clip_id FROM embeddings WHERE variant = 'clean' AND encoder IN ({ph})
+            GROUP BY clip_id HAVING count(DISTINCT encoder) = {len(encoders)}
+        )
+        SELECT s.clip_id, s.split, l.emotion, l.arousal, l.valence, l.dominance, f.clip_id IS NOT NULL
+        FROM s LEFT JOIN labels l USING (clip_id) LEFT JOIN complete f USING (clip_id)
+        ORDER BY s.split, s.clip_id
+        """,
+        list(encoders),
+    )
+    return [SchemeClip(*r) for r in rows]
+
+
+def usable_variants(catalog: Catalog, encoders: list[str]) -> dict[str, list[str]]:
+    """clip id -> its augmented variants that every encoder storing that variant at all has for it."""
+    ph = ", ".join("?" for _ in encoders)
+    rows = catalog.execute(
+        f"""
+        WITH e AS (SELECT clip_id, encoder, variant FROM embeddings WHERE variant <> 'clean' AND encoder IN ({ph})),
+        need AS (SELECT variant, count(DISTINCT encoder) AS n FROM e GROUP BY variant),
+        have AS (SELECT clip_id, variant, count(DISTINCT encoder) AS n FROM e GROUP BY clip_id, variant)
+        SELECT have.clip_id, have.variant FROM have JOIN need USING (variant) WHERE have.n = need.n
+        ORDER BY have.clip_id, have.variant
+        """,
+        list(encoders),
+    )
+    out: dict[str, list[str]] = {}
+    for clip_id, variant in rows:
+        out.setdefault(clip_id, []).append(variant)
+    return out

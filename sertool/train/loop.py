@@ -23,25 +23,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import NotFound, SertoolError
-from ..model.labels import ATTRIBUTES, CLASSES
+from ..labels import ATTRIBUTES, CLASSES
 from ..store.catalog import Catalog
 from ..store.layout import StoreLayout
 from . import distributed
 from .checkpoint import CheckpointInfo, check_compatible, save_checkpoint
 from .config import TrainConfig
-from .data import (
+from .batches import (
     PlanSampler,
-    SplitData,
     StoreBatches,
-    TrainingData,
     iter_timed,
-    load_training_data,
     make_loader,
     open_reader,
     per_rank_batch,
     plan_epoch,
     plan_eval,
 )
+from .data import SplitData, TrainingData, load_training_data
 
 if TYPE_CHECKING:
     import torch
@@ -50,8 +48,6 @@ if TYPE_CHECKING:
     from ..tracking.tracker import RunLogger, Tracker
 
 ARCH_FIELDS = ("proj_dim", "lstm_hidden", "lstm_layers", "pooling", "pooled_norm")
-SPLITS_TAG = "sertool.splits"
-SELECT_TAG = "sertool.select"
 
 
 @dataclass
@@ -111,9 +107,10 @@ def resolve_init_from(tracker: "Tracker", spec: str, experiment: str | None = No
     so that fine-tuning recipes can name their starting point before it exists."""
     if not spec.startswith("best:"):
         return tracker.resolve_run(spec, experiment).run_id
-    from ..tracking.names import STAGE_TAG, metric_for_sort
+    from ..metrics import tracked_name
+    from ..tracking.names import STAGE_TAG
 
-    metric = metric_for_sort(spec.split(":", 1)[1])
+    metric = tracked_name(spec.split(":", 1)[1])
     runs = tracker.find_runs(
         experiment, filter_string=f"attributes.status = 'FINISHED' and tags.`{STAGE_TAG}` = 'pretrain'",
         order_by=[f"metrics.`{metric}` DESC"], kind="train",
@@ -239,7 +236,7 @@ def split_metrics(ctx: _Ctx, split: SplitData, probs: np.ndarray, attrs: np.ndar
     """Macro-F1, CCC per attribute and mean, and the loss, on the split's scored clips (labelled, not X)."""
     import torch
 
-    from .metrics import all_metrics
+    from ..metrics import all_metrics
 
     keep = split.scored
     if not keep.any():
@@ -254,9 +251,9 @@ def split_metrics(ctx: _Ctx, split: SplitData, probs: np.ndarray, attrs: np.ndar
 
 
 def _select_value(metrics: dict[str, float], select: str) -> float:
-    from .metrics import SELECT_ALIASES
+    from ..metrics import metric_name
 
-    v = metrics.get(SELECT_ALIASES[select], math.nan)
+    v = metrics.get(metric_name(select), math.nan)
     return -math.inf if math.isnan(v) else v
 
 
@@ -425,7 +422,7 @@ class _Silent:
 def _train(config: TrainConfig, layout: StoreLayout, device: str, dist, tracker, parent_run_id, console) -> TrainResult:
     import torch
 
-    from ..tracking.names import INIT_FROM_TAG, STAGE_TAG, STORE_TAG, encoder_tag
+    from ..tracking.names import INIT_FROM_TAG, SELECT_TAG, SPLITS_TAG, STAGE_TAG, STORE_TAG, encoder_tag
 
     if dist.is_main and tracker is None:
         from ..tracking.tracker import Tracker
@@ -505,12 +502,13 @@ def _epochs(ctx: _Ctx, run: "RunLogger", console: "Console | None") -> TrainResu
 
 def _finish(ctx: _Ctx, run: "RunLogger", result: TrainResult, tmp: Path) -> None:
     """Log the selected checkpoint, every split's predictions and the plots (rank 0)."""
-    from ..tracking.names import BEST_CCC, BEST_F1
-    from .outputs import confusion_figure, metric_prefix, predictions_table, scatter_figure
+    from ..metrics import METRIC_NAMES
+    from ..metrics import best as best_name
+    from ..predictions import Predictions
+    from .outputs import confusion_figure, metric_prefix, scatter_figure
 
     best = result.best
-    final = {BEST_F1: best.get("f1_macro"), **{BEST_CCC[a]: best.get(f"ccc_{a}") for a in (*ATTRIBUTES, "mean")},
-             "best_epoch": float(result.best_epoch)}
+    final = {**{best_name(m): best.get(m) for m in METRIC_NAMES}, "best_epoch": float(result.best_epoch)}
     run.log_metrics(final, step=result.best_epoch)
     info = CheckpointInfo(
         fusion=ctx.module.config.to_dict(), encoders=ctx.data.encoder_meta(), classes=list(CLASSES),
@@ -523,7 +521,7 @@ def _finish(ctx: _Ctx, run: "RunLogger", result: TrainResult, tmp: Path) -> None
         if len(split) == 0:
             continue
         probs, attrs = predict(ctx, split)
-        run.log_predictions(split.name, predictions_table(split, probs, attrs))
+        run.log_predictions(split.name, Predictions(split.clip_ids, probs, attrs).to_frame())
         if split is not ctx.data.dev:
             m = {k: v for k, v in split_metrics(ctx, split, probs, attrs).items() if k != "loss"}
             if m:

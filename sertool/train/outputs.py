@@ -1,9 +1,4 @@
-"""What a finished run leaves behind besides its weights: prediction tables and plots.
-
-Prediction tables have one row per clip of a split (labelled or not, X clips included: a challenge
-submission needs every clip) with the columns the ensembles read: `clip_id`, `p_<class>` for the 8
-classes, `pred_class`, `arousal`, `valence`, `dominance`.
-"""
+"""What a finished run leaves behind besides its weights and prediction tables: metric names per split, plots."""
 
 from __future__ import annotations
 
@@ -12,32 +7,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..model.labels import ATTRIBUTES, CLASSES
+from ..labels import ATTRIBUTES, CLASSES
 
 if TYPE_CHECKING:
-    import pandas as pd
     from matplotlib.figure import Figure
 
     from .data import SplitData
-
-
-def predictions_table(split: "SplitData", probs: np.ndarray, attrs: np.ndarray) -> "pd.DataFrame":
-    """One row per clip of the split: class probabilities (B, 8), the predicted class code, the 3 attributes."""
-    return predictions_frame(list(split.clip_ids), probs, attrs)
-
-
-def predictions_frame(clip_ids: list[str], probs: np.ndarray, attrs: np.ndarray) -> "pd.DataFrame":
-    """The predictions layout every run logs (ensembles too): clip_id, p_<class>..., pred_class,
-    arousal, valence, dominance."""
-    import pandas as pd
-
-    df = pd.DataFrame({"clip_id": clip_ids})
-    for j, c in enumerate(CLASSES):
-        df[f"p_{c}"] = probs[:, j]
-    df["pred_class"] = [CLASSES[i] for i in probs.argmax(axis=1)]
-    for j, a in enumerate(ATTRIBUTES):
-        df[a] = attrs[:, j]
-    return df
 
 
 def metric_prefix(split: str) -> str:
@@ -69,7 +44,7 @@ def scatter_figure(split: "SplitData", attrs: np.ndarray) -> "Figure | None":
     """Predicted against true ratings, one panel per attribute (None if the split has no such labels)."""
     from matplotlib.figure import Figure
 
-    from .metrics import ccc
+    from ..metrics import ccc
 
     if not split.scored.any():
         return None

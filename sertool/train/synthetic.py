@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model.labels import CLASSES
+from ..labels import CLASSES
 from ..store.catalog import Catalog
+from ..store.corpora import write_corpus
 from ..store.layout import StoreLayout
-from ..store.records import EncoderRecord
+from ..store.records import ClipRecord, CorpusRecords, EncoderRecord, LabelRecord
 
 CORPUS = "synthetic-frames"
 
@@ -53,8 +54,6 @@ def _record(name: str, dim: int) -> EncoderRecord:
 
 def write_frame_store(root: str | Path, spec: FrameSpec = FrameSpec()) -> StoreLayout:
     """Create a store at `root` with clips, consensus labels and frames as `spec` says."""
-    import pandas as pd
-
     from ..store.embeddings import EmbeddingStore
 
     layout = StoreLayout.at(root)
@@ -77,19 +76,14 @@ def write_frame_store(root: str | Path, spec: FrameSpec = FrameSpec()) -> StoreL
             rows.append((cid, CORPUS, f"Audios/{cid}.wav", split, n_frames / 50.0, 16000, 1, f"spk{i % 7}", "Female"))
             labels.append((emo if split != "Test3" else None, attrs))
             lengths.append(n_frames)
-    with Catalog(layout.catalog) as cat, cat.transaction():
-        cat.execute("INSERT INTO corpora VALUES (?, ?, 'synthetic-frames', now())", [CORPUS, str(layout.root)])
-        clips = pd.DataFrame(rows, columns=["clip_id", "corpus", "path", "split", "duration_s", "sample_rate",
-                                            "n_channels", "speaker_id", "gender"])
-        cat.con.register("_clips", clips)
-        cat.execute("INSERT INTO clips (clip_id, corpus, path, split, duration_s, sample_rate, n_channels, speaker_id, "
-                    "gender) SELECT * FROM _clips")
-        lab = pd.DataFrame(
-            [(r[0], e, *a.round(4).tolist(), 5, 0.6, "corpus") for r, (e, a) in zip(rows, labels) if e is not None],
-            columns=["clip_id", "emotion", "arousal", "valence", "dominance", "n_annotators", "agreement", "source"],
-        )
-        cat.con.register("_labels", lab)
-        cat.execute("INSERT INTO labels SELECT * FROM _labels")
+    records = CorpusRecords(
+        CORPUS, str(layout.root), CORPUS,
+        clips=[ClipRecord(r[0], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows],
+        labels=[LabelRecord(r[0], e, *a.round(4).tolist(), 5, 0.6, "corpus")
+                for r, (e, a) in zip(rows, labels) if e is not None],
+    )
+    with Catalog(layout.catalog) as cat:
+        write_corpus(cat, records)
     store = EmbeddingStore(layout)
     with Catalog(layout.catalog) as cat:
         for name, dim in spec.encoders.items():

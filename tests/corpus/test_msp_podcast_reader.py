@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from msp_corpus_builders import CONSENSUS, DETAILED_FORMATS, TEST3, TRANSCRIPTS, VOTES, make_corpus, write_wav
-from sertool.corpus.labels import class_code
+from sertool.labels import class_code
 from sertool.corpus.msp_podcast import detailed_format, read_msp_podcast
 
 

@@ -7,7 +7,7 @@ from encoder_helpers import speechlike
 
 @pytest.fixture(scope="module")
 def asr(models_dir):
-    return load_asr("tiny", store_models_dir=models_dir)
+    return load_asr("tiny", models_dir=models_dir)
 
 
 def test_batched_generation_equals_one_at_a_time(asr):

@@ -7,8 +7,8 @@ import shutil
 import pytest
 import torch
 
-from sertool.encoders.presets import PAPER_CONFIGS, build_tiny, resolve
-from sertool.encoders.registry import encoder_kinds, load_encoder
+from sertool.encoders.presets import build_tiny, resolve
+from sertool.encoders.registry import encoder_class, encoder_kinds, load_encoder
 from sertool.errors import NotFound, SertoolError
 
 from encoder_helpers import TEXTS
@@ -20,8 +20,8 @@ def test_tiny_is_built_once_and_reproducible(models_dir, tmp_path):
     assert (models_dir / "tiny" / "tiny.json").stat().st_mtime_ns == stamp
     again = build_tiny(tmp_path / "tiny", TEXTS)  # same texts + seed -> same bytes -> same revision
     for kind in ("whisper", "wavlm", "roberta"):
-        a = resolve(kind, "tiny", store_models_dir=models_dir)
-        b = resolve(kind, "tiny", store_models_dir=again.parent)
+        a = resolve(kind, "tiny", models_dir=models_dir)
+        b = resolve(kind, "tiny", models_dir=again.parent)
         assert a.revision == b.revision and a.checkpoint == f"sertool-tiny/{kind}"
 
 
@@ -34,11 +34,11 @@ def test_tiny_whisper_special_ids_inside_vocab(models_dir):
 def test_registry_and_unknown_names(models_dir):
     assert encoder_kinds() == ["roberta", "wavlm", "whisper"]
     with pytest.raises(NotFound, match="hubert"):
-        load_encoder("hubert", "tiny", store_models_dir=models_dir)
+        load_encoder("hubert", "tiny", models_dir=models_dir)
     with pytest.raises(NotFound, match="huge"):
-        resolve("wavlm", "huge", store_models_dir=models_dir)
+        resolve("wavlm", "huge", models_dir=models_dir)
     with pytest.raises(SertoolError, match="out of range"):
-        load_encoder("wavlm", "tiny", layer=99, store_models_dir=models_dir)
+        load_encoder("wavlm", "tiny", layer=99, models_dir=models_dir)
 
 
 def test_fingerprint_follows_checkpoint_revision_and_preprocessing(models_dir, tmp_path, wavlm):
@@ -75,9 +75,9 @@ def test_paper_architectures_on_meta_device():
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
     with torch.device("meta"):
-        whisper = WhisperEncoder(WhisperConfig(**PAPER_CONFIGS["whisper"]))
-        wavlm = WavLMModel(WavLMConfig(**PAPER_CONFIGS["wavlm"]))
-        roberta = RobertaModel(RobertaConfig(**PAPER_CONFIGS["roberta"]))
+        whisper = WhisperEncoder(WhisperConfig(**encoder_class("whisper").paper_config))
+        wavlm = WavLMModel(WavLMConfig(**encoder_class("wavlm").paper_config))
+        roberta = RobertaModel(RobertaConfig(**encoder_class("roberta").paper_config))
     assert (len(whisper.layers), whisper.config.d_model, whisper.config.num_mel_bins) == (32, 1280, 128)
     assert (len(wavlm.encoder.layers), wavlm.config.hidden_size) == (24, 1024)
     assert (len(roberta.encoder.layer), roberta.config.hidden_size) == (24, 1024)

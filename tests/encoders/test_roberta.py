@@ -46,7 +46,7 @@ def test_window_plan_covers_every_token_once(n):
 
 
 def test_layer_selection(models_dir, roberta):
-    mid = load_encoder("roberta", "tiny", layer=1, store_models_dir=models_dir)
+    mid = load_encoder("roberta", "tiny", layer=1, models_dir=models_dir)
     assert mid.record.name == "roberta-l1" and mid.record.fingerprint != roberta.record.fingerprint
     a, b = roberta.embed(["hello there"])[0], mid.embed(["hello there"])[0]
     assert a.shape == b.shape and max_rel_diff(b, a) > 1e-2

@@ -34,13 +34,13 @@ def test_per_clip_normalisation_ignores_gain(wavlm):
 
 
 def test_layer_selection_changes_name_fingerprint_and_frames(models_dir, wavlm):
-    mid = load_encoder("wavlm", "tiny", layer=1, store_models_dir=models_dir)
+    mid = load_encoder("wavlm", "tiny", layer=1, models_dir=models_dir)
     assert mid.record.name == "wavlm-l1" and mid.record.layer == 1
     assert mid.record.fingerprint != wavlm.record.fingerprint
     w = speechlike(1.5, 1)
     a, b = wavlm.embed([w])[0], mid.embed([w])[0]
     assert a.shape == b.shape and max_rel_diff(b, a) > 1e-2
     # the last layer asked by number is the default, under the default name
-    last = load_encoder("wavlm", "tiny", layer=mid.model.config.num_hidden_layers, store_models_dir=models_dir)
+    last = load_encoder("wavlm", "tiny", layer=mid.model.config.num_hidden_layers, models_dir=models_dir)
     assert last.record == wavlm.record
     np.testing.assert_allclose(last.embed([w])[0], a, rtol=1e-5, atol=1e-6)

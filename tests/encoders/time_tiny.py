@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent))
 from encoder_helpers import TEXTS, speechlike  # noqa: E402
 
 from sertool.encoders.asr import load_asr  # noqa: E402
@@ -34,13 +34,13 @@ def main() -> None:
     build_tiny(models / "tiny", TEXTS)
     wavs, texts = [speechlike(5.0, i) for i in range(8)], TEXTS[:8]
     for kind in ("whisper", "wavlm", "roberta"):
-        enc = load_encoder(kind, "tiny", store_models_dir=models)
+        enc = load_encoder(kind, "tiny", models_dir=models)
         data = texts if enc.modality == "text" else wavs
         enc.embed(data[:2])
         batched = cpu_ms_per_clip(lambda: enc.embed(data), len(data))
         single = cpu_ms_per_clip(lambda: [enc.embed([x]) for x in data], len(data))
         print(f"{kind}: {batched:.1f} ms CPU/clip batched (8), {single:.1f} one at a time")
-    asr = load_asr("tiny", store_models_dir=models)
+    asr = load_asr("tiny", models_dir=models)
     asr.transcribe(wavs[:1])
     print(f"asr: {cpu_ms_per_clip(lambda: asr.transcribe(wavs), len(wavs)):.1f} ms CPU/clip (batch of 8)")
 

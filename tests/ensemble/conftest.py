@@ -17,11 +17,12 @@ import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from sertool.model.labels import ATTRIBUTES, CLASSES  # noqa: E402
+from sertool.labels import ATTRIBUTES, CLASSES  # noqa: E402
 from sertool.store.catalog import Catalog  # noqa: E402
 from sertool.store.layout import StoreLayout  # noqa: E402
-from sertool.tracking.names import BEST_CCC, BEST_F1, STAGE_TAG, encoder_tag  # noqa: E402
-from sertool.train.metrics import ccc, f1_macro  # noqa: E402
+from sertool.metrics import CCC, F1, best  # noqa: E402
+from sertool.tracking.names import STAGE_TAG, encoder_tag  # noqa: E402
+from sertool.metrics import ccc, f1_macro  # noqa: E402
 
 N_DEV, N_TEST3, N_TEST1 = 60, 12, 8
 FINGERPRINTS = {"whisper": "aaaa000011112222", "wavlm": "bbbb000011112222", "roberta": "cccc000011112222"}
@@ -101,9 +102,9 @@ def log_run(tracker, world: World, name: str, dev: pd.DataFrame, tests: dict[str
             experiment: str, fingerprints: dict[str, str] = FINGERPRINTS, metrics: dict | None = None) -> str:
     """A finished train run as the training loop leaves it: tags, best_dev_* metrics, prediction tables."""
     if metrics is None:
-        metrics = {BEST_CCC[a]: world.dev_ccc(a, dev[a].to_numpy()) for a in ATTRIBUTES}
-        metrics[BEST_CCC["mean"]] = float(np.mean(list(metrics.values())))
-        metrics[BEST_F1] = world.dev_f1(dev[[f"p_{c}" for c in CLASSES]].to_numpy())
+        metrics = {best(CCC[a]): world.dev_ccc(a, dev[a].to_numpy()) for a in ATTRIBUTES}
+        metrics[best(CCC["mean"])] = float(np.mean(list(metrics.values())))
+        metrics[best(F1)] = world.dev_f1(dev[[f"p_{c}" for c in CLASSES]].to_numpy())
     with tracker.start("train", experiment=experiment, run_name=name,
                        tags={STAGE_TAG: "task2", "sertool.splits": "corpus",
                              **{encoder_tag(k): v for k, v in fingerprints.items()}}) as run:

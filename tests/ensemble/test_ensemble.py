@@ -12,8 +12,10 @@ from typer.testing import CliRunner
 from sertool.cli import app
 from sertool.ensemble.build import EnsembleConfig, build_ensemble
 from sertool.errors import BadInput, NotFound, StoreMismatch
-from sertool.model.labels import ATTRIBUTES, CLASSES
-from sertool.tracking.names import BEST_CCC, BEST_F1, DEV_CCC, KIND_TAG
+from sertool.labels import ATTRIBUTES, CLASSES
+from sertool.metrics import CCC, F1, best
+from sertool.metrics import dev as dev_name
+from sertool.tracking.names import KIND_TAG
 
 PROBS = [f"p_{c}" for c in CLASSES]
 
@@ -51,14 +53,14 @@ def test_top_k_takes_the_best_runs_of_each_attribute(world, tracker, cli_env):
         assert sorted(chosen) == sorted(world.run_ids[n] for n in expected)
         averaged = np.mean([world.preds[n]["Development"][a] for n in expected], axis=0)
         want = world.dev_ccc(a, averaged)
-        assert run.metrics[DEV_CCC[a]] == pytest.approx(want, abs=1e-9)
-        assert run.metrics[BEST_CCC[a]] == pytest.approx(want, abs=1e-9)
+        assert run.metrics[dev_name(CCC[a])] == pytest.approx(want, abs=1e-9)
+        assert run.metrics[best(CCC[a])] == pytest.approx(want, abs=1e-9)
         assert want > max(world.dev_ccc(a, world.preds[n]["Development"][a]) for n in expected) - 0.05
         for n in expected:
             assert n in res.output
         print(f"top-2 {a}: {sorted(expected)} dev CCC {want:.4f}")
-    mean = np.mean([run.metrics[DEV_CCC[a]] for a in ATTRIBUTES])
-    assert run.metrics[BEST_CCC["mean"]] == pytest.approx(mean)
+    mean = np.mean([run.metrics[dev_name(CCC[a])] for a in ATTRIBUTES])
+    assert run.metrics[best(CCC["mean"])] == pytest.approx(mean)
     assert f"{mean:.4f}" in res.output and "arousal (CCC)" in res.output
 
     # The run holds the training runs' prediction layout for every split the members share.
@@ -111,7 +113,7 @@ def test_task1_averages_class_probabilities_of_the_best_f1_runs(world, tracker, 
     assert sorted(run.params["ensemble.members.class"].split(",")) == sorted(world.run_ids[n] for n in expected)
     averaged = np.mean([world.preds[n]["Development"][PROBS].to_numpy() for n in expected], axis=0)
     f1 = world.dev_f1(averaged)
-    assert run.metrics[BEST_F1] == pytest.approx(f1) and run.metrics["dev_f1_macro"] == pytest.approx(f1)
+    assert run.metrics[best(F1)] == pytest.approx(f1) and run.metrics["dev_f1_macro"] == pytest.approx(f1)
     assert f"{f1:.4f}" in res.output
     print(f"task 1 top-3 {sorted(expected)}: dev macro-F1 {f1:.4f} "
           f"(best single {max(world.dev_f1(world.preds[n]['Development'][PROBS].to_numpy()) for n in world.preds):.4f})")
@@ -162,7 +164,7 @@ def test_baseline_is_averaged_in(world, tracker, cli_env, tmp_path):
         (best,) = best_by(world, lambda df: world.dev_ccc(a, df[a]), 1)
         assert members[0] == world.run_ids[best]
         dev_mean = (world.preds[best]["Development"][a].to_numpy() + dev_vals[:, j]) / 2
-        assert run.metrics[DEV_CCC[a]] == pytest.approx(world.dev_ccc(a, dev_mean), abs=1e-6)
+        assert run.metrics[dev_name(CCC[a])] == pytest.approx(world.dev_ccc(a, dev_mean), abs=1e-6)
         t3 = world.preds[best]["Test3"].set_index("clip_id")[a]
         for i, c in enumerate(world.test3_ids):
             assert float(rows[c][col]) == pytest.approx((t3[c] + t3_vals[i, j]) / 2, abs=1e-4)
@@ -197,7 +199,7 @@ def test_runs_of_other_encoders_or_clips_are_refused(world, tracker, make_predic
     assert "wavlm" in msg and "same (" in msg and "other-wavlm (" in msg and "ffff999988887777" in msg
 
     log("all-clips", dev, t3, "clips")
-    log("fewer-clips", dev.iloc[1:], t3, "clips", metrics={BEST_CCC["arousal"]: 0.5})
+    log("fewer-clips", dev.iloc[1:], t3, "clips", metrics={best(CCC["arousal"]): 0.5})
     with pytest.raises(StoreMismatch, match=r"clips of Development \(60 clips in all-clips .*59 clips in fewer-clips"):
         build_ensemble(world.layout, EnsembleConfig(experiment="clips", out=world.layout.root / "c.csv"), tracker=tracker)
 

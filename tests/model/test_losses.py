@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sertool.model.labels import CLASSES, IGNORE_INDEX, class_target
+from sertool.labels import CLASSES, IGNORE_INDEX
 from sertool.model.losses import MultiTaskLoss, class_weights, cross_entropy, gaussian_mse, mse
 
 LOGITS = torch.tensor([[2.0, 0.5, -1.0, 0, 0, 0, 0, 0], [0.1, 0.2, 3.0, 0, 0, 0, 0, 1.0], [1.0, 1, 1, 1, 1, 1, 1, 1]])
@@ -15,14 +15,6 @@ TRUE = torch.tensor([[3.0, 4.5, 6.0], [1.0, float("nan"), 2.0], [7.0, 1.0, 4.0]]
 def nll(row: torch.Tensor, c: int) -> float:
     z = row.numpy().astype(np.float64)
     return float(np.log(np.exp(z).sum()) - z[c])
-
-
-def test_label_convention():
-    assert CLASSES == ("A", "S", "H", "U", "F", "D", "C", "N")
-    assert [class_target(c) for c in CLASSES] == list(range(8))
-    assert class_target("O") == IGNORE_INDEX
-    with pytest.raises(ValueError, match="X"):
-        class_target("X")
 
 
 def test_class_weights_formula():

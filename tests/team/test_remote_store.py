@@ -100,7 +100,7 @@ def test_url_store_without_catalog_is_one_clear_line(monkeypatch):
 
 def test_merge_segments_into_an_s3_store(s3, tmp_path, monkeypatch):
     """Shard workers write local segments; merging copies their frames into the remote arrays."""
-    from sertool.store.segments import ShardSpec, merge_segments, seed_segment, segment_layout
+    from sertool.store.segments import PartSpec, merge_segments, seed_segment, segment_layout
 
     monkeypatch.setenv("SERTOOL_CATALOG", str(tmp_path / "cat" / "catalog.duckdb"))
     layout = StoreLayout.at(f"s3://{BUCKET}/merged")
@@ -110,7 +110,7 @@ def test_merge_segments_into_an_s3_store(s3, tmp_path, monkeypatch):
             cat.execute("INSERT INTO clips (clip_id, corpus, path) VALUES (?, 'c', ?)", [f"k{i}", f"k{i}.wav"])
     rng = np.random.default_rng(0)
     want = {}
-    for shard in (ShardSpec(0, 2), ShardSpec(1, 2)):
+    for shard in (PartSpec(0, 2), PartSpec(1, 2)):
         seg = segment_layout(layout, shard)
         seed_segment(layout, seg)
         items = [(f"k{i}", rng.normal(size=(int(rng.integers(3, 9)), 8)).astype(np.float32))

@@ -78,7 +78,7 @@ def assert_same_frames(got: StoreLayout, want: StoreLayout, encoders: set[str] |
 def test_two_shard_workers_then_merge_equal_one_process(template, single, tmp_path):
     layout = _copy(template, tmp_path / "store")
     workers = [
-        subprocess.Popen([_bin("sertool"), "--store", str(layout.root), *EMBED, "--shard", f"{i}/2"],
+        subprocess.Popen([_bin("sertool"), "--store", str(layout.root), *EMBED, "--part", f"{i}/2"],
                          env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(2)
     ]
@@ -89,7 +89,7 @@ def test_two_shard_workers_then_merge_equal_one_process(template, single, tmp_pa
     with Catalog(layout.catalog, read_only=True) as cat:
         assert cat.scalar("SELECT count(*) FROM embeddings") == 0
     segments = sorted(p.name for p in (layout.root / "segments").iterdir())
-    assert segments == ["shard-0-of-2", "shard-1-of-2"]
+    assert segments == ["part-0-of-2", "part-1-of-2"]
     seg_files = [{p.relative_to(layout.root / "segments" / s) for p in (layout.root / "segments" / s).rglob("*")
                   if p.is_file()} for s in segments]
     assert all(any(str(f).startswith("embeddings.zarr/whisper/clean/frames/c/") for f in fs) for fs in seg_files)
@@ -104,7 +104,7 @@ def test_two_shard_workers_then_merge_equal_one_process(template, single, tmp_pa
                              "AND variant = 'clean'")[0]
     assert starts[0] == 0 and starts[1] >= EmbeddingStore(layout).config.shard_frames
     # A rerun of a shard finds everything stored: nothing to do, nothing to merge.
-    res = CliRunner().invoke(app, ["--store", str(layout.root), *EMBED, "--shard", "1/2"])
+    res = CliRunner().invoke(app, ["--store", str(layout.root), *EMBED, "--part", "1/2"])
     assert res.exit_code == 0 and "nothing to do" in res.output, res.output
 
 
@@ -126,5 +126,5 @@ def test_torchrun_ranks_embed_one_shard_each(template, single, tmp_path):
 
 
 def test_bad_shard_spec_is_one_line():
-    res = CliRunner().invoke(app, ["--store", "/nonexistent", "embed", "--shard", "2/2"])
+    res = CliRunner().invoke(app, ["--store", "/nonexistent", "embed", "--part", "2/2"])
     assert res.exit_code == 2 and "0 <= I < N" in res.output

@@ -17,7 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from sertool.cli import app
-from sertool.tracking.names import BEST_CCC, BEST_F1, STAGE_TAG
+from sertool.metrics import CCC, F1, best
+from sertool.tracking.names import STAGE_TAG
 from sertool.tracking.server import port_free, wait_healthy
 
 CCC_VALENCE = {"ft-low": 0.31, "ft-high": 0.67, "ft-mid": 0.55}
@@ -27,7 +28,7 @@ CCC_VALENCE = {"ft-low": 0.31, "ft-high": 0.67, "ft-mid": 0.55}
 def runs_logged(tracker):
     for name, v in CCC_VALENCE.items():
         with tracker.start("train", run_name=name, tags={STAGE_TAG: "task2"}) as run:
-            run.log_metrics({BEST_CCC["valence"]: v, BEST_F1: 0.25})
+            run.log_metrics({best(CCC["valence"]): v, best(F1): 0.25})
     with tracker.start("ensemble", run_name="ens-top2") as run:
         run.log_metrics({"dev_ccc_valence": 0.7})
     return tracker

@@ -18,8 +18,8 @@ from sertool.tracking import (
     default_tracking_uri,
     resolve_tracking_uri,
 )
+from sertool.metrics import CCC, best as best_name
 from sertool.tracking.names import (
-    BEST_CCC,
     CHECKPOINT_WEIGHTS,
     KIND_TAG,
     PARENT_TAG,
@@ -64,7 +64,7 @@ def logged(tracker, tmp_path_factory):
         run.log_config(CONFIG)
         for epoch, f1 in enumerate(dev_f1):
             run.log_metrics({"dev_f1_macro": f1, "lr": 1e-5 * (epoch + 1), "skipped": None}, step=epoch)
-        run.log_metrics({"best_dev_f1_macro": max(dev_f1), BEST_CCC["mean"]: np.float32(0.5)})
+        run.log_metrics({"best_dev_f1_macro": max(dev_f1), best_name(CCC["mean"]): np.float32(0.5)})
         run.log_checkpoint(tmp / "best.safetensors", {"proj_dim": 16, "classes": list("ASHUFDCN")})
         run.log_predictions("Development", preds)
         run.log_table(preds, "tables/dev.parquet")
@@ -124,10 +124,10 @@ def test_child_runs_and_search_by_metric(tracker):
     with tracker.start("sweep", run_name="grid") as parent:
         for name, v in valence.items():
             with tracker.start("train", run_name=name, parent_run_id=parent.run_id) as child:
-                child.log_metrics({BEST_CCC["valence"]: v})
-    children = tracker.find_runs(parent_run_id=parent.run_id, order_by=[f"metrics.{BEST_CCC['valence']} DESC"])
+                child.log_metrics({best_name(CCC["valence"]): v})
+    children = tracker.find_runs(parent_run_id=parent.run_id, order_by=[f"metrics.{best_name(CCC['valence'])} DESC"])
     assert [r.name for r in children] == sorted(valence, key=valence.get, reverse=True)
-    quoted = tracker.find_runs(parent_run_id=parent.run_id, order_by=[f"metrics.`{BEST_CCC['valence']}` ASC"])
+    quoted = tracker.find_runs(parent_run_id=parent.run_id, order_by=[f"metrics.`{best_name(CCC['valence'])}` ASC"])
     assert [r.name for r in quoted] == [r.name for r in reversed(children)]
     assert all(r.parent_run_id == parent.run_id and r.tags[PARENT_TAG] == parent.run_id for r in children)
     assert all(r.experiment_id == parent.experiment_id for r in children)

@@ -17,7 +17,7 @@ import pytest
 def test_pipeline_embeddings_train_clearly_above_chance(tmp_path, tracker, tiny):
     from sertool.corpus.ingest import ingest_msp_podcast
     from sertool.corpus.synthetic import write_synthetic_corpus
-    from sertool.embed.pipeline import EmbedConfig, embed_store
+    from sertool.jobs.embed import EmbedConfig, embed_store
     from sertool.store.layout import StoreLayout
     from sertool.train.config import TrainConfig
     from sertool.train.loop import train

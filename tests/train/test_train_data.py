@@ -8,19 +8,19 @@ import pytest
 import torch
 
 from sertool.errors import NotFound
-from sertool.model.labels import CLASSES, IGNORE_INDEX
+from sertool.labels import CLASSES, IGNORE_INDEX
 from sertool.store.catalog import Catalog
-from sertool.train.data import (
+from sertool.train.batches import (
     Item,
     PlanSampler,
     StoreBatches,
     epoch_sample,
-    load_training_data,
     make_loader,
     open_reader,
     plan_epoch,
-    shard,
+    rank_share,
 )
+from sertool.train.data import load_training_data
 
 ENCODERS = ["whisper", "wavlm", "roberta"]
 
@@ -67,10 +67,10 @@ def test_epoch_sample_and_shards():
     assert np.array_equal(a, epoch_sample(1000, 300, seed=1, epoch=2))
     assert not np.array_equal(a, epoch_sample(1000, 300, seed=1, epoch=3))
     assert sorted(epoch_sample(50, 32_000, seed=0, epoch=1).tolist()) == list(range(50))  # whole split if smaller
-    parts = [shard(a, r, 3) for r in range(3)]
+    parts = [rank_share(a, r, 3) for r in range(3)]
     assert {len(p) for p in parts} == {100}
     assert sorted(np.concatenate(parts).tolist()) == sorted(a.tolist())
-    odd = [shard(a[:299], r, 2) for r in range(2)]
+    odd = [rank_share(a[:299], r, 2) for r in range(2)]
     assert len(odd[0]) == len(odd[1]) == 150 and set(np.concatenate(odd).tolist()) == set(a[:299].tolist())
 
 

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from sertool.errors import StoreMismatch
-from sertool.model.labels import CLASSES
+from sertool.labels import CLASSES
 from sertool.store.catalog import Catalog
-from sertool.tracking.names import BEST_METRICS, INIT_FROM_TAG, KIND_TAG, PARENT_TAG, STAGE_TAG
+from sertool.metrics import BEST_METRICS
+from sertool.tracking.names import INIT_FROM_TAG, KIND_TAG, PARENT_TAG, STAGE_TAG
 from sertool.train.checkpoint import load_checkpoint
 from sertool.train.config import TrainConfig
 from sertool.train.data import load_training_data

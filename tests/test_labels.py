@@ -1,13 +1,19 @@
-"""Class words and codes, and how votes become a consensus."""
+"""The vocabulary: class words and codes, how votes become a consensus, and which clips train and are
+scored with which targets (the one rule training, ensembles and scoring share)."""
 
 from collections import Counter
 from statistics import fmean
 
 import pytest
 
-from sertool.corpus.labels import (
-    ALL_CLASSES,
-    TASK1_CLASSES,
+from sertool.labels import (
+    CLASSES,
+    CONSENSUS_CODES,
+    IGNORE_INDEX,
+    Targets,
+    class_target,
+    is_scored,
+    trains,
     UnknownClass,
     agreement,
     check_attribute,
@@ -18,8 +24,8 @@ from sertool.corpus.labels import (
 
 
 def test_task1_classes_are_the_eight_in_model_order():
-    assert TASK1_CLASSES == ("A", "S", "H", "U", "F", "D", "C", "N")
-    assert ALL_CLASSES[-2:] == ("O", "X")
+    assert CLASSES == ("A", "S", "H", "U", "F", "D", "C", "N")
+    assert CONSENSUS_CODES[-2:] == ("O", "X")
 
 
 @pytest.mark.parametrize(
@@ -73,3 +79,21 @@ def test_ratings_outside_1_to_7_are_refused(bad):
     with pytest.raises(ValueError):
         check_attribute(bad)
     assert check_attribute(1.0) == 1.0 and check_attribute(7.0) == 7.0
+
+
+def test_targets_rule_for_every_consensus_code():
+    assert [class_target(c) for c in CLASSES] == list(range(8))
+    # O trains the attributes only; X and unlabelled clips have no class target and never train
+    assert [class_target(c) for c in ("O", "X", None)] == [IGNORE_INDEX] * 3
+    assert [trains(c) for c in ("A", "O", "X", None)] == [True, True, False, False]
+    assert [is_scored(c) for c in ("N", "O", "X", None)] == [True, True, False, False]
+
+
+def test_targets_from_consensus_rows():
+    t = Targets.from_consensus(["H", "O", "X", None], [(5.0, 6.0, 4.0), (4.0, None, 3.0), (2, 2, 2), (None,) * 3])
+    assert t.class_target.tolist() == [2, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]
+    assert t.scored.tolist() == [True, True, False, False]
+    assert t.attrs.shape == (4, 3) and t.attrs.dtype.name == "float32"
+    assert t.attrs[0].tolist() == [5.0, 6.0, 4.0]
+    assert [v != v for v in t.attrs[1]] == [False, True, False] and all(v != v for v in t.attrs[3])
+    assert t.class_counts() == [0, 0, 1, 0, 0, 0, 0, 0]

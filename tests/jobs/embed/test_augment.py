@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from sertool.embed.augment import AUGMENTATIONS, CLEAN, augment, check_variants, room_impulse_response, variant_seed
+from sertool.jobs.augment import AUGMENTATIONS, CLEAN, augment, check_variants, room_impulse_response, variant_seed
 from sertool.errors import SertoolError
 
 
@@ -39,7 +39,7 @@ def test_clean_is_untouched():
 
 def test_seed_is_stable_across_processes():
     """A real hash, not Python's salted hash(): a fresh interpreter derives the same seed."""
-    code = "from sertool.embed.augment import variant_seed; print(variant_seed(3, 'MSP-PODCAST_0001_0001', 'noise'))"
+    code = "from sertool.jobs.augment import variant_seed; print(variant_seed(3, 'MSP-PODCAST_0001_0001', 'noise'))"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONHASHSEED": "123"})
     assert int(res.stdout) == variant_seed(3, "MSP-PODCAST_0001_0001", "noise")

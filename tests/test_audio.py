@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sertool.encoders.audio import SAMPLE_RATE, load_audio
+from sertool.audio import SAMPLE_RATE, load_audio
 from sertool.errors import BadInput
 
 

@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from sertool.cli import app
 from sertool.errors import StoreMismatch
-from sertool.model.labels import ATTRIBUTES, CLASSES
-from sertool.predict import PredictConfig, predict_files, window_spans
+from sertool.labels import ATTRIBUTES, CLASSES
+from sertool.audio import window_spans
+from sertool.jobs.predict import TAIL_MERGE, PredictConfig, predict_files
 
 
 def invoke(setup, *args: str):
@@ -34,9 +35,9 @@ def direct(setup, run: str, wav: np.ndarray, text: str) -> tuple[np.ndarray, np.
 
 
 def test_windows_cover_the_file_and_a_short_tail_joins_the_last():
-    assert window_spans(7 * 16_000, 3 * 16_000) == [(0, 48_000), (48_000, 96_000), (96_000, 112_000)]
-    assert window_spans(6_500, 3_000) == [(0, 3_000), (3_000, 6_500)]  # 0.5 s tail < 25 % of a window
-    assert window_spans(2_000, 3_000) == [(0, 2_000)]
+    assert window_spans(7 * 16_000, 3 * 16_000, tail_merge=TAIL_MERGE) == [(0, 48_000), (48_000, 96_000), (96_000, 112_000)]
+    assert window_spans(6_500, 3_000, tail_merge=TAIL_MERGE) == [(0, 3_000), (3_000, 6_500)]  # 0.5 s tail < 25 % of a window
+    assert window_spans(2_000, 3_000, tail_merge=TAIL_MERGE) == [(0, 2_000)]
 
 
 def test_predict_new_files_with_asr_and_a_skipped_file(setup, cli_env):
@@ -79,7 +80,7 @@ def test_long_file_in_windows_plus_its_average(setup, cli_env):
 
 
 def test_runs_and_ensembles_predict_with_their_own_models_and_encoders(setup):
-    from sertool.encoders.audio import load_audio
+    from sertool.audio import load_audio
 
     cfg = PredictConfig(transcript="well then", experiment=setup.experiment)
     files = [setup.audio["short"]]

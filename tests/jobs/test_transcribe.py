@@ -8,7 +8,8 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from sertool.cli import app
-from sertool.encoders.transcribe import corpus_transcripts, transcribe_missing
+from sertool.jobs.transcribe import transcribe_missing
+from sertool.store.clips import corpus_transcripts
 from sertool.errors import BadInput
 from sertool.store.catalog import Catalog
 from sertool.store.layout import StoreLayout

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from sertool.train.metrics import METRIC_NAMES, all_metrics, ccc, ccc_per_attribute, f1_macro
+from sertool.metrics import METRIC_NAMES, all_metrics, ccc, ccc_per_attribute, f1_macro
 
 
 def challenge_ccc(t: np.ndarray, p: np.ndarray) -> float:

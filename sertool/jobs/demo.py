@@ -40,17 +40,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import SertoolError
-from .store.layout import StoreLayout
+from ..errors import SertoolError
+from ..store.layout import StoreLayout
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .corpus.ingest import IngestReport
-    from .embed.pipeline import EmbedReport
-    from .ensemble.build import EnsembleResult
+    from ..corpus.ingest import IngestReport
+    from .embed import EmbedReport
+    from ..ensemble.build import EnsembleResult
     from .predict import PredictReport
-    from .train.loop import TrainResult
+    from ..train.loop import TrainResult
 
 MARKER = ".sertool-demo"
 """Marks a directory as the demo's own, so a re-run may wipe it."""
@@ -111,7 +111,7 @@ class DemoConfig:
         base = PROFILES["quick" if self.quick else "full"]
         p = base
         if self.clips is not None:
-            from .corpus.synthetic import MIN_CLIPS
+            from ..corpus.synthetic import MIN_CLIPS
 
             if self.clips < MIN_CLIPS:
                 raise SertoolError(f"--clips must be at least {MIN_CLIPS}, got {self.clips}")
@@ -163,7 +163,7 @@ class DemoResult:
 
     def ui_command(self) -> str:
         """The command line that opens these runs in the MLflow UI."""
-        from .tracking.uri import is_remote
+        from ..tracking.uri import is_remote
 
         if is_remote(self.tracking_uri):
             return f"open {self.tracking_uri} (experiment {self.experiment})"
@@ -195,7 +195,7 @@ def prepare_directory(directory: Path) -> Path:
 
 def tracking_for(directory: Path) -> tuple[str, str]:
     """(tracking URI, experiment): SQLite under the demo directory unless MLFLOW_TRACKING_URI is set."""
-    from .tracking.uri import URI_ENV, default_experiment_name, is_remote
+    from ..tracking.uri import URI_ENV, default_experiment_name, is_remote
     import os
 
     env = os.environ.get(URI_ENV)
@@ -209,8 +209,8 @@ def tracking_for(directory: Path) -> tuple[str, str]:
 
 def make_corpus(layout: StoreLayout, directory: Path, profile: DemoProfile) -> "IngestReport":
     """Write the synthetic corpus, drop Test3's transcripts (left to ASR), ingest it."""
-    from .corpus.ingest import ingest_msp_podcast
-    from .corpus.synthetic import write_synthetic_corpus
+    from ..corpus.ingest import ingest_msp_podcast
+    from ..corpus.synthetic import write_synthetic_corpus
 
     root = write_synthetic_corpus(directory / "corpus", n_clips=profile.clips, seed=profile.seed)
     for p in (root / "Transcripts").glob(f"{TEST3_PREFIX}*.txt"):
@@ -223,7 +223,8 @@ def render_new_audio(path: Path, seed: int = 12345) -> Path:
     import numpy as np
     import soundfile as sf
 
-    from .corpus.synthetic_speech import SAMPLE_RATE, random_voice, render_speech
+    from ..audio import SAMPLE_RATE
+    from ..corpus.synthetic_speech import random_voice, render_speech
 
     rng = np.random.default_rng(seed)
     audio = render_speech(rng, 4.0, 5.8, 5.2, random_voice(rng, "Female"))
@@ -282,13 +283,13 @@ def run_demo(config: DemoConfig = DemoConfig(), *, console: "Console | None" = N
 
     `on_stage(name, result)` is called after each stage (the CLI prints as it goes).
     """
-    from .embed.pipeline import EmbedConfig, embed_store
-    from .encoders.transcribe import transcribe_missing
-    from .ensemble.build import EnsembleConfig, build_ensemble
+    from .embed import EmbedConfig, embed_store
+    from .transcribe import transcribe_missing
+    from ..ensemble.build import EnsembleConfig, build_ensemble
     from .predict import PredictConfig, predict_files
-    from .tracking.tracker import Tracker
-    from .train.config import TrainConfig
-    from .train.loop import train
+    from ..tracking.tracker import Tracker
+    from ..train.config import TrainConfig
+    from ..train.loop import train
 
     profile = config.profile()
     directory = prepare_directory(config.directory)

@@ -1,24 +1,28 @@
-"""Reading audio the way every encoder expects it: 16 kHz mono float32.
+"""Audio the way every part of the tool takes it: 16 kHz mono float32, cut into windows where long.
 
 Corpora come with all sorts of files (stereo, 8 kHz telephone, 44.1 kHz podcasts); the encoders were
-trained on 16 kHz mono, so every clip goes through here. soundfile reads (torchaudio.load needs
-torchcodec), torchaudio.functional resamples.
+trained on 16 kHz mono, MSP-Podcast ships 16 kHz, and the synthetic corpus writes 16 kHz, so the rate
+is defined here once. soundfile reads (torchaudio.load needs torchcodec), torchaudio.functional
+resamples.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from .errors import BadInput
 
-from ..errors import BadInput
-from .base import SAMPLE_RATE
+if TYPE_CHECKING:
+    import numpy as np
 
-__all__ = ["SAMPLE_RATE", "load_audio", "to_mono_16k"]
+SAMPLE_RATE = 16_000
 
 
-def to_mono_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+def to_mono_16k(samples: "np.ndarray", sample_rate: int) -> "np.ndarray":
     """Downmix (mean of channels) and resample to 16 kHz. `samples` is [n] or [n, channels]."""
+    import numpy as np
+
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim == 2:
         x = x.mean(axis=1)
@@ -30,8 +34,9 @@ def to_mono_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def load_audio(path: str | Path) -> np.ndarray:
+def load_audio(path: str | Path) -> "np.ndarray":
     """A clip as 16 kHz mono float32; an unreadable or empty file is `BadInput` naming it."""
+    import numpy as np
     import soundfile as sf
 
     try:
@@ -43,3 +48,16 @@ def load_audio(path: str | Path) -> np.ndarray:
     if not np.isfinite(samples).all():
         raise BadInput(path, "audio contains NaN or infinite samples", field="audio")
     return to_mono_16k(samples, int(sr))
+
+
+def window_spans(n_samples: int, window: int, *, tail_merge: float = 0.0) -> list[tuple[int, int]]:
+    """Consecutive (start, end) spans of at most `window` samples covering `n_samples`.
+
+    With `tail_merge` > 0 a last span shorter than that share of a window joins the one before it
+    (prediction reads no 0.2 s windows); encoders that take a fixed window pass 0.
+    """
+    spans = [(s, min(s + window, n_samples)) for s in range(0, n_samples, window)]
+    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < tail_merge * window:
+        spans.pop()
+        spans[-1] = (spans[-1][0], n_samples)
+    return spans

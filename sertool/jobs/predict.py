@@ -21,18 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import BadInput, NotFound, SertoolError, StoreMismatch
-from .model.labels import ATTRIBUTES, CLASSES
-from .store.layout import StoreLayout
+from ..audio import SAMPLE_RATE, window_spans
+from ..errors import BadInput, NotFound, SertoolError, StoreMismatch
+from ..labels import ATTRIBUTES, CLASSES
+from ..store.layout import StoreLayout
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .encoders.base import Encoder
-    from .tracking.records import RunInfo
-    from .tracking.tracker import Tracker
+    from ..encoders.base import Encoder
+    from ..store.records import StoredEncoder
+    from ..tracking.records import RunInfo
+    from ..tracking.tracker import Tracker
 
-SAMPLE_RATE = 16_000
 TAIL_MERGE = 0.25
 """A last window shorter than this share of a window joins the previous one (no 0.2 s windows)."""
 
@@ -97,7 +98,8 @@ class PredictReport:
 
 def load_spec(tracker: "Tracker", run: "RunInfo"):
     """An ensemble run's `EnsembleSpec` (from `ensemble.json`)."""
-    from .ensemble.spec import SPEC_ARTIFACT, EnsembleSpec
+    from ..ensemble.spec import EnsembleSpec
+    from ..tracking.names import ENSEMBLE_SPEC as SPEC_ARTIFACT
 
     with tempfile.TemporaryDirectory(prefix="sertool-spec-") as tmp:
         try:
@@ -114,7 +116,7 @@ def member_weights(tracker: "Tracker", run: "RunInfo", notes: list[str], _depth:
     A training run is all of itself; an ensemble is its members' weights (nested ensembles expand).
     The external baseline only exists for corpus clips, so on new audio it is left out.
     """
-    from .ensemble.spec import ALL_TARGETS, BASELINE
+    from ..ensemble.spec import ALL_TARGETS, BASELINE
 
     if run.kind != "ensemble":
         return {t: {run.run_id: 1.0} for t in ALL_TARGETS}
@@ -147,32 +149,29 @@ class _Loaded:
     asr: Any | None
 
 
-def _encoder_rows(layout: StoreLayout) -> dict[str, tuple]:
-    """name -> (kind, layer, checkpoint) from the store's catalog, if it has one."""
+def _stored(layout: StoreLayout) -> dict[str, "StoredEncoder"]:
+    """The encoder configurations of the store's catalog, if it has one."""
     if not layout.catalog.exists():
         return {}
-    from .store.catalog import Catalog
+    from ..store.catalog import Catalog
+    from ..store.embeddings import stored_encoders
 
     with Catalog(layout.catalog, read_only=True) as cat:
-        return {r[0]: r[1:] for r in cat.execute("SELECT name, kind, layer, checkpoint FROM encoders")}
+        return stored_encoders(cat)
 
 
-def _parse_name(name: str) -> tuple[str, int | None]:
-    """`wavlm` -> (wavlm, None); `wavlm-l12` -> (wavlm, 12): how embed names an encoder config."""
-    import re
-
-    m = re.fullmatch(r"([a-z]+)(?:-l(\d+))?", name)
-    if not m:
-        raise NotFound(f"cannot tell which encoder {name!r} is (not in this store's catalog either)")
-    return m.group(1), int(m.group(2)) if m.group(2) else None
-
-
-def _source(layout: StoreLayout, cfg: PredictConfig, name: str, rows: dict[str, tuple]) -> tuple[str, int | None, str, Path | None]:
-    """(kind, layer, preset, model_dir) to rebuild encoder `name` as the store embedded with it."""
-    if name in rows:
-        kind, layer, checkpoint = rows[name]
+def _source(layout: StoreLayout, cfg: PredictConfig, name: str, stored: dict[str, "StoredEncoder"],
+            meta: dict[str, Any]) -> tuple[str, int | None, str, Path | None]:
+    """(kind, layer, preset, model_dir) to rebuild encoder `name` as the store embedded with it: kind and
+    layer from the catalog's `encoders` row, else from what the checkpoint recorded; never from the name."""
+    checkpoint = None
+    if name in stored:
+        kind, layer, checkpoint = stored[name].kind, stored[name].layer, stored[name].checkpoint
+    elif "kind" in meta:
+        kind, layer = meta["kind"], meta.get("layer")
     else:
-        (kind, layer), checkpoint = _parse_name(name), None
+        raise NotFound(f"encoder {name!r} is not in the catalog of {layout.root}, and the run's checkpoint does "
+                       "not record its kind: pass the --store the run was trained on")
     if cfg.preset:
         return kind, layer, cfg.preset, cfg.model_dir
     if checkpoint is not None:
@@ -190,8 +189,8 @@ def _corpus_texts(layout: StoreLayout) -> list[str] | None:
     """What the tiny tokenizers were trained on, should the tiny models need building here."""
     if not layout.catalog.exists():
         return None
-    from .encoders.transcribe import corpus_transcripts
-    from .store.catalog import Catalog
+    from ..store.catalog import Catalog
+    from ..store.clips import corpus_transcripts
 
     with Catalog(layout.catalog, read_only=True) as cat:
         return corpus_transcripts(cat)
@@ -201,11 +200,11 @@ def load_models(
     tracker: "Tracker", layout: StoreLayout, run_ids: Sequence[str], cfg: PredictConfig, need_asr: bool
 ) -> _Loaded:
     """Each run's checkpoint, and the encoders they were trained on, refusing any fingerprint mismatch."""
-    from .encoders.registry import load_encoder
-    from .train.checkpoint import CheckpointInfo, load_model
+    from ..encoders.registry import load_encoder
+    from ..train.checkpoint import CheckpointInfo, load_model
 
     models: dict[str, Any] = {}
-    wanted: dict[str, tuple[str, str]] = {}  # encoder name -> (fingerprint, run label)
+    wanted: dict[str, tuple[str, str, dict]] = {}  # encoder name -> (fingerprint, run label, checkpoint meta)
     with tempfile.TemporaryDirectory(prefix="sertool-predict-") as tmp:
         for rid in run_ids:
             run = tracker.get_run(rid)
@@ -217,19 +216,19 @@ def load_models(
                 if name in wanted and wanted[name][0] != fp:
                     raise StoreMismatch(f"runs {wanted[name][1]} and {label} were trained on different {name} "
                                         f"encoders (fingerprints {wanted[name][0]} and {fp}); cannot share frames")
-                wanted.setdefault(name, (fp, label))
+                wanted.setdefault(name, (fp, label, meta))
             models[rid] = load_model(weights, info).to(cfg.device).eval()
 
-    rows = _encoder_rows(layout)
+    stored = _stored(layout)
     texts = None
     encoders: dict[str, "Encoder"] = {}
     text_preset: tuple[str, Path | None] | None = None
-    for name, (fp, label) in wanted.items():
-        kind, layer, preset, model_dir = _source(layout, cfg, name, rows)
+    for name, (fp, label, meta) in wanted.items():
+        kind, layer, preset, model_dir = _source(layout, cfg, name, stored, meta)
         if preset == "tiny" and not (layout.models / "tiny" / "tiny.json").exists() and texts is None:
             texts = _corpus_texts(layout) or []
         enc = load_encoder(kind, preset, model_dir=model_dir, layer=layer, device=cfg.device,
-                           store_models_dir=layout.models, texts=texts)
+                           models_dir=layout.models, texts=texts)
         got = enc.record.fingerprint
         if got != fp:
             raise StoreMismatch(
@@ -242,45 +241,27 @@ def load_models(
             text_preset = (preset, model_dir)
     asr = None
     if need_asr and text_preset is not None:
-        from .encoders.asr import load_asr
+        from ..encoders.asr import load_asr
 
-        asr = load_asr(text_preset[0], model_dir=text_preset[1], device=cfg.device, store_models_dir=layout.models)
+        asr = load_asr(text_preset[0], model_dir=text_preset[1], device=cfg.device, models_dir=layout.models)
     return _Loaded(models, encoders, asr)
 
 
 # -- one file --------------------------------------------------------------------------------------------
-
-def window_spans(n_samples: int, window: int) -> list[tuple[int, int]]:
-    """Consecutive (start, end) spans of `window` samples; a short tail joins the window before it."""
-    spans = [(s, min(s + window, n_samples)) for s in range(0, n_samples, window)]
-    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < TAIL_MERGE * window:
-        spans.pop()
-        spans[-1] = (spans[-1][0], n_samples)
-    return spans
-
-
-def _padded(frames: list[np.ndarray]):
-    """Frames as the store hands them to training: float16 values, padded (B, T, D) float32 + lengths."""
-    import torch
-
-    lengths = [len(f) for f in frames]
-    out = np.zeros((len(frames), max(max(lengths), 1), frames[0].shape[1]), dtype=np.float32)
-    for i, f in enumerate(frames):
-        out[i, : len(f)] = np.asarray(f, dtype=np.float16)
-    return torch.from_numpy(out), torch.tensor(lengths, dtype=torch.long)
-
 
 def predict_windows(loaded: _Loaded, weights: dict[str, dict[str, float]], pieces: list[np.ndarray],
                     texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(W, 8) probabilities and (W, 3) attributes of the windows, blended over the runs."""
     import torch
 
-    from .ensemble.spec import blend
+    from ..ensemble.spec import blend
+    from ..store.embeddings import pad_batch
 
     inputs = {}
     for name, enc in loaded.encoders.items():
         frames = enc.embed(list(texts) if enc.modality == "text" else pieces)
-        inputs[name] = _padded(frames)
+        # float16 values, as the store hands frames to training (the model upcasts exactly)
+        inputs[name] = pad_batch(frames, enc.record.dim, torch.float16)
     probs, attrs = {}, {}
     with torch.inference_mode():
         for rid, model in loaded.models.items():
@@ -293,10 +274,10 @@ def predict_windows(loaded: _Loaded, weights: dict[str, dict[str, float]], piece
 
 def predict_file(loaded: _Loaded, weights: dict[str, dict[str, float]], path: Path, cfg: PredictConfig) -> list[Prediction]:
     """Rows for one file: one per window and, for several windows, the whole file."""
-    from .encoders.audio import load_audio
+    from ..audio import load_audio
 
     wav = load_audio(path)
-    spans = window_spans(len(wav), max(1, int(round(cfg.window_seconds * SAMPLE_RATE))))
+    spans = window_spans(len(wav), max(1, int(round(cfg.window_seconds * SAMPLE_RATE))), tail_merge=TAIL_MERGE)
     pieces = [wav[s:e] for s, e in spans]
     if cfg.transcript is not None:
         texts = [cfg.transcript] * len(pieces)
@@ -331,7 +312,7 @@ def predict_files(
     """Predict every readable file with run or ensemble `ref` (id, id prefix or name)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .tracking.tracker import Tracker
+    from ..tracking.tracker import Tracker
 
     if not files:
         raise SertoolError("no audio files given")

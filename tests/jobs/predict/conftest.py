@@ -50,7 +50,7 @@ def _log_checkpoint(tracker, tmp: Path, name: str, seed: int, encoders: dict, ex
     import torch
 
     from sertool.model.fusion import FusionConfig, FusionModel
-    from sertool.model.labels import ATTRIBUTES, CLASSES
+    from sertool.labels import ATTRIBUTES, CLASSES
     from sertool.tracking.names import encoder_tag
     from sertool.train.checkpoint import CheckpointInfo, save_checkpoint
 
@@ -59,8 +59,10 @@ def _log_checkpoint(tracker, tmp: Path, name: str, seed: int, encoders: dict, ex
     config = FusionConfig(encoders={n: e.record.dim for n, e in encoders.items()}, proj_dim=16, lstm_hidden=16,
                           lstm_layers=1, attn_hidden=8)
     model = FusionModel(config).eval()
-    info = CheckpointInfo(fusion=config.to_dict(), encoders={n: {"dim": e.record.dim, "fingerprint": fps[n]}
-                                                             for n, e in encoders.items()},
+    # what a training run records of each encoder (train.data.TrainingData.encoder_meta)
+    meta = {n: {"dim": e.record.dim, "fingerprint": fps[n], "kind": e.record.kind, "layer": e.record.layer}
+            for n, e in encoders.items()}
+    info = CheckpointInfo(fusion=config.to_dict(), encoders=meta,
                           classes=list(CLASSES), attributes=list(ATTRIBUTES))
     weights = save_checkpoint(tmp / name, model.state_dict(), info)
     with tracker.start("train", experiment=experiment, run_name=name,
@@ -75,14 +77,15 @@ def setup(tmp_path_factory) -> Setup:
 
     from sertool.encoders.presets import build_tiny
     from sertool.encoders.registry import load_encoder
-    from sertool.ensemble.spec import SPEC_ARTIFACT, EnsembleSpec
+    from sertool.ensemble.spec import EnsembleSpec
+    from sertool.tracking.names import ENSEMBLE_SPEC as SPEC_ARTIFACT
     from sertool.store.layout import StoreLayout
     from sertool.tracking import Tracker
 
     root = tmp_path_factory.mktemp("project")
     layout = StoreLayout.at(root / "store")
     build_tiny(layout.models / "tiny", TEXTS)
-    encoders = {n: load_encoder(n, "tiny", store_models_dir=layout.models) for n in ENCODERS}
+    encoders = {n: load_encoder(n, "tiny", models_dir=layout.models) for n in ENCODERS}
     uri = f"sqlite:///{root / 'experiments' / 'mlflow.db'}"
     tracker = Tracker(uri, experiment="predict")
     s = Setup(layout, uri, "predict", encoders, tracker)

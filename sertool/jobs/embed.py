@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -30,18 +30,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import BadInput, NotFound, SertoolError
+from ..errors import BadInput, InvalidOption, NotFound
 from ..store.catalog import Catalog
+from ..store.clips import clips_to_embed, record_skips as _record_skips
 from ..store.layout import StoreLayout
+from ..store.records import ClipSource
 from .augment import CLEAN, augment, check_variants
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from ..encoders.base import Encoder
-
-WHISPER_WINDOW_S = 30.0
-"""Whisper's encoder takes exactly 30 s of audio (3000 mel frames): every clip costs whole windows."""
 
 DEFAULT_BATCH_SECONDS = {"cuda": 320.0, "cpu": 60.0}
 """Padded seconds of audio per forward call. On a GPU big batches fill the device (~10 Whisper windows,
@@ -55,58 +54,20 @@ def default_batch_seconds(device: str) -> float:
 
 # -- what to embed -----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ClipJob:
-    """One clip as the pipeline needs it."""
-
-    clip_id: str
-    path: Path
-    """Absolute audio path (catalog paths relative to their corpus root are resolved)."""
-    duration_s: float
-    transcript: str | None
-
-
-def plan_clips(catalog: Catalog, splits: Sequence[str] | None = None) -> list[ClipJob]:
-    """Clips of the catalog to embed, in a stable order (clip id); clips in `skipped` are left out."""
-    sql = """
-        SELECT c.clip_id, c.path, co.root, c.duration_s, c.transcript
-        FROM clips c LEFT JOIN corpora co ON co.corpus = c.corpus
-        WHERE c.clip_id NOT IN (SELECT clip_id FROM skipped)
-    """
-    params: list[Any] = []
-    if splits:
-        sql += f" AND c.split IN ({', '.join('?' * len(splits))})"
-        params += list(splits)
-    rows = catalog.execute(sql + " ORDER BY c.clip_id", params)
-    jobs = []
-    for clip_id, path, root, duration, transcript in rows:
-        p = Path(path)
-        if not p.is_absolute() and root:
-            p = Path(root) / p
-        jobs.append(ClipJob(clip_id, p, float(duration) if duration is not None else math.nan, transcript))
-    return jobs
-
-
-def padded_seconds(kind: str, duration_s: float) -> float:
-    """Seconds of audio the encoder really processes for one clip (Whisper pads to whole 30 s windows)."""
-    if kind == "whisper":
-        return WHISPER_WINDOW_S * max(1, math.ceil(duration_s / WHISPER_WINDOW_S))
-    return duration_s
-
-
 def bucket_batches(
-    clips: Sequence[ClipJob], batch_seconds: float, kind: str = "wavlm"
-) -> list[list[ClipJob]]:
+    clips: Sequence[ClipSource], batch_seconds: float, padded_seconds: Callable[[float], float] = float
+) -> list[list[ClipSource]]:
     """Length bucketing: sort by duration and pack each batch while `len(batch) * longest padded clip`
-    stays within `batch_seconds` (a clip longer than that goes alone). Every clip lands in exactly one
-    batch; the order only depends on the clips, so the plan is the same in every run."""
+    stays within `batch_seconds` (a clip longer than that goes alone); `padded_seconds` is what a clip
+    of a given duration costs the encoder (its class's `padded_seconds`). Every clip lands in exactly
+    one batch; the order only depends on the clips, so the plan is the same in every run."""
     if batch_seconds <= 0:
-        raise SertoolError(f"--batch-seconds must be positive, got {batch_seconds}")
+        raise InvalidOption("batch_seconds", f"must be positive, got {batch_seconds}")
     ordered = sorted(clips, key=lambda c: (c.duration_s, c.clip_id))
-    batches: list[list[ClipJob]] = []
-    cur: list[ClipJob] = []
+    batches: list[list[ClipSource]] = []
+    cur: list[ClipSource] = []
     for clip in ordered:
-        cost = padded_seconds(kind, clip.duration_s)  # sorted ascending: the newcomer is the longest
+        cost = padded_seconds(clip.duration_s)  # sorted ascending: the newcomer is the longest
         if cur and (len(cur) + 1) * cost > batch_seconds:
             batches.append(cur)
             cur = []
@@ -142,16 +103,23 @@ class EmbedConfig:
     """Record unreadable audio in `skipped` and go on, instead of stopping with `BadInput`."""
 
     def __post_init__(self) -> None:
-        from ..encoders.presets import KINDS
+        from ..encoders.registry import encoder_kinds
 
-        unknown = [e for e in self.encoders if e not in KINDS]
+        kinds = encoder_kinds()
+        unknown = [e for e in self.encoders if e not in kinds]
         if unknown or not self.encoders:
-            raise SertoolError(f"unknown encoder {', '.join(unknown) or '(none)'}: choose from {', '.join(KINDS)}")
+            raise InvalidOption("encoders", f"unknown encoder {', '.join(unknown) or '(none)'}: choose from {', '.join(kinds)}")
         check_variants(list(self.augment))
         if self.batch_seconds is None:
             object.__setattr__(self, "batch_seconds", default_batch_seconds(self.device))
         if not self.batch_seconds > 0:
-            raise SertoolError(f"--batch-seconds must be positive, got {self.batch_seconds}")
+            raise InvalidOption("batch_seconds", f"must be positive, got {self.batch_seconds}")
+
+    def modalities(self) -> set[str]:
+        """Which inputs the requested encoders read: `audio`, `text` or both (from the registry)."""
+        from ..encoders.registry import encoder_class
+
+        return {encoder_class(k).modality for k in self.encoders}
 
 
 @dataclass
@@ -183,24 +151,28 @@ class EmbedReport:
 
 # -- checks before any work --------------------------------------------------------------------------
 
-def check_transcripts(layout: StoreLayout, clips: Sequence[ClipJob]) -> None:
+def check_transcripts(layout: StoreLayout, clips: Sequence[ClipSource], cfg: "EmbedConfig") -> None:
     """Text encoders need a transcript for every clip: fail before any work, naming the first clip.
 
     Only a missing transcript (NULL) stops the run. An empty one is an answer: the corpus file is
     empty or ASR heard no words (silence, music), and RoBERTa embeds it as its `<s></s>` frames.
     """
+    from ..encoders.registry import encoder_class
+
     missing = [c for c in clips if c.transcript is None]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        text = [k for k in cfg.encoders if encoder_class(k).modality == "text"]
+        audio = [k for k in cfg.encoders if k not in text]
         raise BadInput(
             layout.catalog,
-            f"clip {missing[0].clip_id}{more} has no transcript for roberta; run `sertool transcribe` "
-            "first, or leave roberta out (--encoders whisper,wavlm)",
+            f"clip {missing[0].clip_id}{more} has no transcript for {', '.join(text)}; run `sertool transcribe` "
+            f"first, or leave {', '.join(text)} out (--encoders {','.join(audio) or '...'})",
             field="transcript",
         )
 
 
-def check_audio(clips: Sequence[ClipJob]) -> tuple[list[ClipJob], list[tuple[ClipJob, str]]]:
+def check_audio(clips: Sequence[ClipSource]) -> tuple[list[ClipSource], list[tuple[ClipSource, str]]]:
     """Read every clip's header (cheap: no decode) so a bad file stops the run before anything is
     written. Returns the readable clips (durations filled from the header) and the bad ones."""
     import soundfile as sf
@@ -215,35 +187,20 @@ def check_audio(clips: Sequence[ClipJob]) -> tuple[list[ClipJob], list[tuple[Cli
             bad.append((c, str(e).strip() or type(e).__name__))
             continue
         if math.isnan(c.duration_s):
-            c = ClipJob(c.clip_id, c.path, info.frames / info.samplerate, c.transcript)
+            c = ClipSource(c.clip_id, c.path, info.frames / info.samplerate, c.transcript)
         good.append(c)
     return good, bad
 
 
-def record_skips(catalog: Catalog, bad: Sequence[tuple[ClipJob, str]]) -> None:
+def record_skips(catalog: Catalog, bad: Sequence[tuple[ClipSource, str]]) -> None:
     """Bad clips go to `skipped` in one transaction (the same table `ingest --skip-bad` fills)."""
-    with catalog.transaction():
-        for clip, reason in bad:
-            catalog.execute(
-                "INSERT OR IGNORE INTO skipped SELECT clip_id, corpus, path, ? FROM clips WHERE clip_id = ?",
-                [f"embed: unreadable audio: {reason}", clip.clip_id],
-            )
+    _record_skips(catalog, [(clip.clip_id, f"embed: unreadable audio: {reason}") for clip, reason in bad])
 
 
 # -- running -----------------------------------------------------------------------------------------
 
-def _autocast(device: str):
-    """bf16 (or fp16 on older GPUs) autocast on CUDA; full precision on CPU."""
-    if not device.startswith("cuda"):
-        return nullcontext()
-    import torch
-
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
-
-
-def _batch_inputs(encoder: "Encoder", batch: list[ClipJob], *, variant: str, seed: int) -> list:
-    from ..encoders.audio import load_audio
+def _batch_inputs(encoder: "Encoder", batch: list[ClipSource], *, variant: str, seed: int) -> list:
+    from ..audio import load_audio
 
     if encoder.modality == "text":
         return [c.transcript for c in batch]
@@ -271,7 +228,7 @@ def load_encoders(layout: StoreLayout, cfg: EmbedConfig, texts: Sequence[str]) -
     return [
         load_encoder(
             kind, cfg.preset, model_dir=cfg.model_dir, layer=cfg.layer, device=cfg.device,
-            store_models_dir=layout.models, texts=texts,
+            models_dir=layout.models, texts=texts,
         )
         for kind in cfg.encoders
     ]
@@ -288,25 +245,27 @@ def embed_store(
     *,
     console: "Console | None" = None,
     encoders: Sequence["Encoder"] | None = None,
-    select_batches: Callable[[str, str, list[list[ClipJob]]], list[list[ClipJob]]] | None = None,
+    select_batches: Callable[[str, str, list[list[ClipSource]]], list[list[ClipSource]]] | None = None,
 ) -> EmbedReport:
     """Embed every planned clip with every requested encoder and variant; resumable and idempotent.
 
     `console` shows a rich progress bar (clips/s, ETA) when given. `encoders` overrides loading from
     the preset (benchmarks and tests reuse loaded models). `select_batches(encoder, variant, plan)` keeps
-    part of each unit's bucket plan (a shard worker's batches: `embed.sharding`).
+    part of each unit's bucket plan (one worker's part: `jobs.embed_parts`).
     """
+    from ..model.precision import autocast
+    from ..progress import progress_bar
     from ..store.embeddings import EmbeddingStore
 
     report = EmbedReport()
     with Catalog(layout.catalog) as catalog:  # read-write for the whole run: one embedder per store
-        clips = plan_clips(catalog, cfg.splits)
+        clips = clips_to_embed(catalog, cfg.splits)
         if not clips:
             where = f" in split(s) {', '.join(cfg.splits)}" if cfg.splits else ""
             raise NotFound(f"{layout.catalog}: no clips{where} to embed (run `sertool ingest` first)")
-        if "roberta" in cfg.encoders:
-            check_transcripts(layout, clips)
-        if any(k != "roberta" for k in cfg.encoders):
+        if "text" in cfg.modalities():
+            check_transcripts(layout, clips, cfg)
+        if "audio" in cfg.modalities():
             clips, bad = check_audio(clips)
             if bad and not cfg.skip_bad:
                 clip, reason = bad[0]
@@ -322,9 +281,9 @@ def embed_store(
         with ExitStack() as stack:
             # Open every unit's writer first: a fingerprint mismatch stops the run before any work, and
             # each writer knows which clips its (encoder, variant) already holds.
-            todo: list[tuple["Encoder", str, Any, list[list[ClipJob]]]] = []
+            todo: list[tuple["Encoder", str, Any, list[list[ClipSource]]]] = []
             for enc in encoders:
-                plan = bucket_batches(clips, cfg.batch_seconds, enc.kind)
+                plan = bucket_batches(clips, cfg.batch_seconds, type(enc).padded_seconds)
                 for variant in units_for(enc, cfg.augment):
                     writer = stack.enter_context(store.open_writer(catalog, enc.record, variant))
                     done = writer.done()
@@ -335,7 +294,7 @@ def embed_store(
                     report.units.append(UnitReport(enc.record.name, variant, already=sum(map(len, mine)) - left, written=0))
             total = sum(sum(map(len, b)) for *_, b in todo)
 
-            with _progress(console, total) as progress:
+            with progress_bar(console if total else None, unit="clips") as progress:
                 task = progress.add_task("embedding", total=total)
                 for (enc, variant, writer, batches), unit in zip(todo, report.units):
                     if not batches:
@@ -344,7 +303,7 @@ def embed_store(
                     t0 = time.perf_counter()
                     loader = partial(_batch_inputs, enc, variant=variant, seed=cfg.seed)
                     for batch, inputs in _prefetched(loader, batches):
-                        with _autocast(cfg.device):
+                        with autocast(cfg.device)[0]:
                             frames = enc.embed(inputs)
                         writer.write([(c.clip_id, np.asarray(f, dtype=np.float32)) for c, f in zip(batch, frames)])
                         unit.written += len(batch)
@@ -352,35 +311,3 @@ def embed_store(
                         progress.advance(task, len(batch))
                     unit.seconds = time.perf_counter() - t0
     return report
-
-
-def _progress(console: "Console | None", total: int):
-    """A rich progress bar on `console` (stderr) with clips/s and ETA; disabled without a console."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    class ClipsPerSecond(ProgressColumn):
-        def render(self, task) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text(f"{speed:.1f} clips/s" if speed else "- clips/s", style="progress.data.speed")
-
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        ClipsPerSecond(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=console is None or total == 0,
-        transient=False,
-    )

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from sertool.cli import app
-from sertool.embed.augment import augment
-from sertool.embed.pipeline import EmbedConfig, embed_store
-from sertool.encoders.audio import load_audio
+from sertool.jobs.augment import augment
+from sertool.jobs.embed import EmbedConfig, embed_store
+from sertool.audio import load_audio
 from sertool.errors import BadInput, StoreInUse
 from sertool.store.catalog import Catalog
 from sertool.store.embeddings import EmbeddingStore

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..encoders.base import SAMPLE_RATE
+from ..audio import SAMPLE_RATE
 
 CLEAN = "clean"
 """Variant name of the unaugmented audio."""

@@ -13,11 +13,11 @@ import time
 import numpy as np
 import pytest
 
-from sertool.embed.pipeline import EmbedConfig, embed_store
+from sertool.jobs.embed import EmbedConfig, embed_store
 from sertool.store.catalog import Catalog
 from sertool.store.layout import StoreLayout
 
-from .test_pipeline import read_all
+from .test_embed import read_all
 
 ENCODERS = ("whisper", "wavlm", "roberta")
 ARGS = ["--encoders", ",".join(ENCODERS), "--augment", "noise", "--batch-seconds", "8", "--seed", "3",

@@ -94,4 +94,4 @@ def tiny_encoders(template):
     from sertool.encoders.registry import load_encoder
 
     models = StoreLayout.at(template[0]).models
-    return {k: load_encoder(k, "tiny", store_models_dir=models) for k in ("whisper", "wavlm", "roberta")}
+    return {k: load_encoder(k, "tiny", models_dir=models) for k in ("whisper", "wavlm", "roberta")}

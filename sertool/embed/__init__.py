@@ -1,1 +1,0 @@
-"""The embedding pipeline: catalog clips -> (augmented) audio or transcripts -> frozen encoders -> store."""

@@ -1,0 +1,21 @@
+"""Mixed precision: one rule for every forward pass on a GPU (frozen encoders and the fusion model).
+
+bf16 autocast where the GPU has it (no loss scaling needed), else fp16, which needs a GradScaler when
+training; on CPU everything runs in full precision.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+
+def autocast(device: str, *, training: bool = False) -> tuple[AbstractContextManager, Any]:
+    """(context to run forward passes in, GradScaler or None)."""
+    if not str(device).startswith("cuda"):
+        return nullcontext(), None
+    import torch
+
+    if torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16), None
+    return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda") if training else None

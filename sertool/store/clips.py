@@ -1,0 +1,80 @@
+"""Reading and annotating the clips of the catalog: what to embed or transcribe, transcripts, skips,
+labels and file names. Every other room reads clips through these functions (no SQL outside the store).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .catalog import Catalog
+from .records import ClipSource
+
+_SOURCES = """
+    SELECT c.clip_id, c.path, co.root, c.duration_s, c.transcript
+    FROM clips c LEFT JOIN corpora co ON co.corpus = c.corpus
+    WHERE c.clip_id NOT IN (SELECT clip_id FROM skipped)
+"""
+
+
+def _source(clip_id: str, path: str, root: str | None, duration: float | None, transcript: str | None) -> ClipSource:
+    p = Path(path)
+    if not p.is_absolute() and root:
+        p = Path(root) / p
+    return ClipSource(clip_id, p, float(duration) if duration is not None else math.nan, transcript)
+
+
+def clips_to_embed(cat: Catalog, splits: Sequence[str] | None = None) -> list[ClipSource]:
+    """Clips to embed, sorted by clip id; clips in `skipped` (unreadable audio) are left out."""
+    sql, params = _SOURCES, []
+    if splits:
+        sql += f" AND c.split IN ({', '.join('?' * len(splits))})"
+        params += list(splits)
+    return [_source(*r) for r in cat.execute(sql + " ORDER BY c.clip_id", params)]
+
+
+def clips_without_transcript(cat: Catalog) -> list[ClipSource]:
+    """Clips ASR has to transcribe, shortest first (batch-mates then need similar token budgets)."""
+    rows = cat.execute(_SOURCES + " AND c.transcript IS NULL ORDER BY c.duration_s NULLS LAST, c.clip_id")
+    return [_source(*r) for r in rows]
+
+
+def corpus_transcripts(cat: Catalog, asr_source: str = "asr") -> list[str]:
+    """Transcripts that came with the corpus, by clip id (what the tiny tokenizers are trained on)."""
+    rows = cat.execute("SELECT transcript FROM clips WHERE transcript IS NOT NULL "
+                       "AND transcript_source IS DISTINCT FROM ? ORDER BY clip_id", [asr_source])
+    return [r[0] for r in rows]
+
+
+def set_transcripts(cat: Catalog, texts: Iterable[tuple[str, str]], source: str) -> None:
+    """Fill clips' missing transcripts in one transaction; a clip that has one already keeps it."""
+    with cat.transaction():
+        for clip_id, text in texts:
+            cat.execute("UPDATE clips SET transcript = ?, transcript_source = ? "
+                        "WHERE clip_id = ? AND transcript IS NULL", [text, source, clip_id])
+
+
+def record_skips(cat: Catalog, bad: Iterable[tuple[str, str]]) -> None:
+    """(clip id, reason) into `skipped` in one transaction (the table `ingest --skip-bad` fills too)."""
+    with cat.transaction():
+        for clip_id, reason in bad:
+            cat.execute("INSERT OR IGNORE INTO skipped SELECT clip_id, corpus, path, ? FROM clips WHERE clip_id = ?",
+                        [reason, clip_id])
+
+
+def consensus_labels(cat: Catalog, clip_ids: Sequence[str] | None = None) -> dict[str, tuple]:
+    """clip id -> (emotion, arousal, valence, dominance) from `labels` (every labelled clip if no ids)."""
+    rows = cat.execute("SELECT clip_id, emotion, arousal, valence, dominance FROM labels")
+    wanted = None if clip_ids is None else set(clip_ids)
+    return {r[0]: r[1:] for r in rows if wanted is None or r[0] in wanted}
+
+
+def clip_paths(cat: Catalog) -> dict[str, str]:
+    """clip id -> audio path as the catalog stores it."""
+    return dict(cat.execute("SELECT clip_id, path FROM clips"))
+
+
+def clips_in_split(cat: Catalog, split: str) -> set[str]:
+    """Clip ids of a corpus split."""
+    return {r[0] for r in cat.execute("SELECT clip_id FROM clips WHERE split = ?", [split])}

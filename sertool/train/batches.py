@@ -1,0 +1,245 @@
+"""Batches of frames for training and evaluation: each epoch's sample, and the loaders that read it.
+
+Each epoch's sample is planned in the main process from (seed, epoch) alone, so every DDP rank plans the
+same sample and takes its own share of it, and a run with the same seed reads the same clips. Worker
+processes then only read frames through the store's batch reader, which was built and benchmarked for
+this access pattern.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..store.records import StoredEncoder
+from .data import SplitData
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..store.layout import StoreLayout
+    from ..store.catalog import Catalog
+
+CLEAN = "clean"
+
+
+# -- sampling ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Item:
+    """One clip of a batch and the variant whose frames to read."""
+
+    index: int
+    variant: str
+
+
+def epoch_sample(n: int, samples_per_epoch: int, seed: int, epoch: int) -> np.ndarray:
+    """The clip indices of one epoch: a random `samples_per_epoch` of `n` (all of them, shuffled, if fewer).
+
+    Depends on (seed, epoch) only, so every rank computes the same sample.
+    """
+    rng = np.random.default_rng([seed, epoch, 0])
+    if samples_per_epoch >= n:
+        return rng.permutation(n)
+    return rng.choice(n, size=samples_per_epoch, replace=False)
+
+
+def rank_share(indices: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """This rank's share of an epoch's sample (DistributedSampler's rule: pad by wrapping, then stride)."""
+    if world <= 1:
+        return indices
+    total = math.ceil(len(indices) / world) * world
+    padded = np.concatenate([indices, indices[: total - len(indices)]]) if total > len(indices) else indices
+    return padded[rank::world]
+
+
+def plan_epoch(
+    split: SplitData,
+    *,
+    samples_per_epoch: int,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    augment: bool,
+    rank: int = 0,
+    world: int = 1,
+) -> list[list[Item]]:
+    """This rank's batches of one epoch; each clip draws `clean` or one of its variants when augmenting."""
+    idx = rank_share(epoch_sample(len(split), samples_per_epoch, seed, epoch), rank, world)
+    rng = np.random.default_rng([seed, epoch, 1])
+    draws = rng.random(len(idx))  # one draw per sampled clip, the same whatever the variants are
+    items = []
+    for i, u in zip(idx.tolist(), draws.tolist()):
+        options = (CLEAN, *split.variants[i]) if augment and split.variants else (CLEAN,)
+        items.append(Item(i, options[min(int(u * len(options)), len(options) - 1)]))
+    batches = [items[k : k + batch_size] for k in range(0, len(items), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2].extend(batches.pop())  # a batch of one has no across-clip statistics (pooled_norm)
+    return batches
+
+
+def plan_eval(split: SplitData, batch_size: int, lengths: Sequence[int] | None = None) -> list[list[Item]]:
+    """Clean frames of every clip, in batches of similar length when `lengths` is given (less padding)."""
+    order = np.argsort(np.asarray(lengths), kind="stable") if lengths is not None else np.arange(len(split))
+    items = [Item(int(i), CLEAN) for i in order]
+    return [items[k : k + batch_size] for k in range(0, len(items), batch_size)]
+
+
+def per_rank_batch(batch_size: int, world: int) -> int:
+    """Each rank's share of the global batch (DDP averages gradients, so the step sees `batch_size` clips)."""
+    return max(1, math.ceil(batch_size / world))
+
+
+# -- reading frames --------------------------------------------------------------------------------------
+
+@dataclass
+class Batch:
+    """Model inputs and targets of one batch (what the DataLoader yields)."""
+
+    inputs: dict[str, tuple["torch.Tensor", "torch.Tensor"]]
+    """Encoder -> (frames (B, T, D) float16 as stored (the model upcasts), lengths (B,) int64)."""
+    class_target: "torch.Tensor"  # (B,) int64
+    attrs: "torch.Tensor"  # (B, 3) float32
+    index: "torch.Tensor"  # (B,) int64: positions in the split
+
+    def pin_memory(self) -> "Batch":
+        """Called by the DataLoader's pin-memory thread on cuda."""
+        return Batch(
+            {k: (f.pin_memory(), n.pin_memory()) for k, (f, n) in self.inputs.items()},
+            self.class_target.pin_memory(), self.attrs.pin_memory(), self.index.pin_memory(),
+        )
+
+    def to(self, device: Any, non_blocking: bool = True) -> "Batch":
+        return Batch(
+            {k: (f.to(device, non_blocking=non_blocking), n.to(device, non_blocking=non_blocking))
+             for k, (f, n) in self.inputs.items()},
+            self.class_target.to(device, non_blocking=non_blocking),
+            self.attrs.to(device, non_blocking=non_blocking),
+            self.index,
+        )
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+
+class StoreBatches:
+    """A map-style dataset over one split whose fetches are whole batches of `Item`s.
+
+    The DataLoader's batch sampler (`PlanSampler`, in the main process) sends each batch's items to a
+    worker, which reads them with one call of the store's batch reader (`__getitems__`). The reader's
+    indexes are loaded once in the main process and pickled to the workers without open files.
+    """
+
+    def __init__(self, reader: Any, encoders: dict[str, StoredEncoder], split: SplitData,
+                 dtype: "torch.dtype | None" = None) -> None:
+        self.reader = reader
+        self.encoders = encoders
+        self.split = split
+        self.dtype = dtype
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, item: Item) -> Batch:
+        return self.__getitems__([item])
+
+    def __getitems__(self, items: Sequence[Item]) -> Batch:
+        import torch
+
+        ids = [self.split.clip_ids[it.index] for it in items]
+        variants = [it.variant for it in items]
+        index = np.array([it.index for it in items], dtype=np.int64)
+        return Batch(
+            read_frames(self.reader, ids, variants, self.encoders, self.dtype),
+            torch.from_numpy(self.split.class_target[index]),
+            torch.from_numpy(self.split.attrs[index]),
+            torch.from_numpy(index),
+        )
+
+
+class PlanSampler:
+    """Batch sampler yielding an epoch's planned batches; `set_epoch` picks the epoch (like
+    DistributedSampler), so one DataLoader with persistent workers serves every epoch."""
+
+    def __init__(self, plan: Callable[[int], list[list[Item]]]) -> None:
+        self._plan_fn = plan
+        self._plan: list[list[Item]] = plan(1)
+
+    def set_epoch(self, epoch: int) -> None:
+        self._plan = self._plan_fn(epoch)
+
+    def __iter__(self) -> Iterator[list[Item]]:
+        return iter(self._plan)
+
+    def __len__(self) -> int:
+        return len(self._plan)
+
+
+def open_reader(layout: "StoreLayout", encoders: dict[str, StoredEncoder], splits: Sequence[SplitData],
+                catalog: "Catalog | None" = None):
+    """The store's batch reader with the index of every (encoder, variant) these splits can ask for."""
+    from ..store.embeddings import EmbeddingStore
+
+    variants = {CLEAN} | {v for s in splits for vs in s.variants for v in vs}
+    specs = [(e, v) for e, info in encoders.items() for v in sorted(variants) if v == CLEAN or not info.text]
+    return EmbeddingStore(layout).reader(specs, catalog=catalog)
+
+
+def read_frames(
+    reader: Any, clip_ids: Sequence[str], variants: Sequence[str], encoders: dict[str, StoredEncoder],
+    dtype: "torch.dtype | None" = None,
+) -> dict[str, tuple["torch.Tensor", "torch.Tensor"]]:
+    """Padded frames (B, T, D) and lengths (B,) of each encoder, each clip in its own variant
+    (text encoders always read `clean`: an augmented clip keeps its clean transcript). `dtype`
+    float16 halves the bytes a batch costs to build, pin and copy to the GPU (the model upcasts)."""
+    same = len(set(variants)) <= 1
+    specs = []
+    for e, info in encoders.items():
+        if info.text:
+            specs.append((e, CLEAN))
+        else:
+            specs.append((e, variants[0] if same and variants else list(variants)))
+    return reader.batch(list(clip_ids), specs=specs, dtype=dtype)
+
+
+def make_loader(dataset: StoreBatches, sampler: PlanSampler, *, num_workers: int, prefetch: int,
+                pin_memory: bool, persistent: bool = False):
+    """A DataLoader over planned batches: worker processes read ahead while the model trains."""
+    from torch.utils.data import DataLoader
+
+    kwargs: dict[str, Any] = {}
+    if num_workers > 0:
+        kwargs.update(prefetch_factor=prefetch, persistent_workers=persistent,
+                      multiprocessing_context=_mp_context())
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
+                      collate_fn=_identity, **kwargs)
+
+
+def _identity(x: Batch) -> Batch:
+    return x
+
+
+def _mp_context() -> str:
+    """fork is fastest where it is safe (Linux); elsewhere spawn."""
+    import multiprocessing as mp
+
+    return "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+
+
+def iter_timed(loader) -> Iterator[tuple[Batch, float]]:
+    """Yield (batch, seconds spent waiting for it): the data loader's share of the step time."""
+    import time
+
+    it = iter(loader)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        yield batch, time.perf_counter() - t0
+
