@@ -1,6 +1,7 @@
 """The `sertool` command line: thin commands that parse options and call the library.
 
-This file only mounts the command groups; each group lives in a module of its own.
+This file only mounts the command modules, each in the same way (`module.register(app)`), in the order
+of the workflow; each module holds one command group.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import demo, embed, ensemble, ingest, predict, runs, store, store_merge, train, transcribe
+from . import demo, embed, ensemble, ingest, predict, runs, store, train, transcribe
 from ._common import AppState, ErrorMappingGroup
 
 app = typer.Typer(
@@ -36,22 +37,18 @@ def _root(
         typer.Option("--catalog", envvar="SERTOOL_CATALOG", show_default="<store>/catalog.duckdb",
                      help="Catalog file: local or shared disk (required when --store is a URL)."),
     ] = None,
+    tracking_uri: Annotated[
+        Optional[str],
+        typer.Option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", show_default="sqlite:///./experiments/mlflow.db",
+                     help="MLflow tracking store: a server (http://...), a database, or a SQLite file."),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for user errors too.")] = False,
 ) -> None:
-    ctx.obj = AppState(store=store_root, catalog=catalog, debug=debug)
+    ctx.obj = AppState(store=store_root, catalog=catalog, tracking_uri=tracking_uri, debug=debug)
 
 
-# Command groups, in the order of the workflow.
-app.add_typer(ingest.app, name="ingest")
-app.add_typer(store.app, name="store")
-store.app.command("merge")(store_merge.merge)
-app.command("transcribe")(transcribe.transcribe)
-app.command("embed")(embed.embed)
-train.register(app)  # train, sweep
-runs.register(app)  # runs, ui
-app.command("ensemble")(ensemble.ensemble)
-app.command("predict")(predict.predict)
-app.command("demo")(demo.demo)
+for module in (ingest, store, transcribe, embed, train, runs, ensemble, predict, demo):
+    module.register(app)
 
 
 def main() -> None:

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ._common import err, out
+from ._common import err, out, state
 
 if TYPE_CHECKING:
     from ..jobs.demo import DemoResult
 
 
 def demo(
+    ctx: typer.Context,
     directory: Annotated[
         Path, typer.Option("--dir", help="Demo directory (wiped and remade on every run; it holds the corpus, "
                                          "store and SQLite tracking store).")
@@ -28,7 +29,8 @@ def demo(
     """Run the whole workflow on a synthetic corpus: ingest, transcribe, embed, train, ensemble, predict."""
     from ..jobs.demo import DemoConfig, run_demo
 
-    result = run_demo(DemoConfig(directory=directory, clips=clips, epochs=epochs, quick=quick), console=err)
+    config = DemoConfig(directory=directory, clips=clips, epochs=epochs, quick=quick, tracking_uri=state(ctx).tracking_uri)
+    result = run_demo(config, console=err)
     print_result(result)
 
 
@@ -83,3 +85,7 @@ def print_result(result: "DemoResult") -> None:
               + ")", highlight=False)
     out.print(f"list the runs:  {result.runs_command()}", highlight=False)
     out.print(f"open the MLflow UI:  {result.ui_command()}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

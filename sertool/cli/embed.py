@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ._common import err, out, state
-
-
-def _names(value: str | None) -> tuple[str, ...]:
-    return tuple(n.strip() for n in (value or "").split(",") if n.strip())
+from ._options import Device, DeviceOpt, ModelDirOpt, Preset, PresetOpt, names
 
 
 def embed(
     ctx: typer.Context,
-    preset: Annotated[str, typer.Option(help="Encoder weights: tiny (offline) or paper (real checkpoints).")] = "tiny",
+    preset: PresetOpt = Preset.tiny,
     encoders: Annotated[str, typer.Option(help="Comma-separated encoders.")] = "whisper,wavlm,roberta",
     layer: Annotated[Optional[int], typer.Option(help="Hidden layer to take (default: the last).")] = None,
-    model_dir: Annotated[
-        Optional[Path], typer.Option(help="Local directory of the paper checkpoints (else the HF cache).")
-    ] = None,
+    model_dir: ModelDirOpt = None,
     augment: Annotated[
         str, typer.Option(help="Augmented variants to store besides clean: any of noise,reverb,gain.")
     ] = "",
-    device: Annotated[str, typer.Option(help="cpu or cuda (bf16/fp16 autocast on cuda).")] = "cpu",
+    device: DeviceOpt = Device.cpu,
     batch_seconds: Annotated[
         Optional[float], typer.Option(help="Padded seconds of audio per forward pass (length bucketing).", show_default="60 on cpu, 320 on cuda")
     ] = None,
@@ -45,16 +39,8 @@ def embed(
     from ..jobs.embed_parts import embed_parts
 
     cfg = EmbedConfig(
-        preset=preset,
-        encoders=_names(encoders),
-        layer=layer,
-        model_dir=model_dir,
-        augment=_names(augment),
-        device=device,
-        batch_seconds=batch_seconds,
-        seed=seed,
-        splits=_names(splits) or None,
-        skip_bad=skip_bad,
+        preset=preset.value, encoders=names(encoders), layer=layer, model_dir=model_dir, augment=names(augment),
+        device=device.value, batch_seconds=batch_seconds, seed=seed, splits=names(splits) or None, skip_bad=skip_bad,
     )
     layout = state(ctx).layout
     parted = embed_parts(layout, cfg, part, console=err)
@@ -84,3 +70,7 @@ def embed(
         rate = f"{u.written / u.seconds:.1f}" if u.seconds > 0 else "-"
         table.add_row(u.encoder, u.variant, str(u.written), str(u.already), str(u.frames), rate)
     out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("embed")(embed)

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ._common import err, out, state
-
-
-class Method(str, Enum):
-    topk = "topk"
-    greedy = "greedy"
+from ._options import ExperimentOpt, Method
 
 
 def ensemble(
@@ -23,9 +18,7 @@ def ensemble(
     method: Annotated[
         Method, typer.Option("--method", help="topk, or greedy forward selection with replacement (Caruana).")
     ] = Method.topk,
-    experiment: Annotated[
-        Optional[str], typer.Option("--experiment", "-e", help="Experiment name (default: the store's).")
-    ] = None,
+    experiment: ExperimentOpt = None,
     filter_string: Annotated[
         str, typer.Option("--filter", help="MLflow filter on the candidate runs, e.g. \"tags.sertool.stage = 'task2'\".")
     ] = "",
@@ -50,7 +43,8 @@ def ensemble(
         task=task, top=top, method=method.value, experiment=experiment, filter_string=filter_string,
         baseline=baseline, test_split=test_split, name=name, out=out_path, include_ensembles=include_ensembles,
     )
-    result = build_ensemble(state(ctx).layout, cfg, console=err)
+    st = state(ctx)
+    result = build_ensemble(st.layout, cfg, st.tracker(experiment), console=err)
     for note in result.notes:
         err.print(f"note: {note}", highlight=False)
     print_result(result)
@@ -76,3 +70,7 @@ def print_result(result) -> None:
     out.print(f"dev: {figures}", highlight=False)
     out.print(f"run {result.run_id}  ({result.spec.candidates} candidates, {result.spec.method})", highlight=False)
     out.print(f"submission: {result.submission}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ensemble")(ensemble)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..corpus.ingest import IngestReport
     from ..store.records import SkippedRecord
 
-app = typer.Typer(help="Read a corpus into the catalog.", no_args_is_help=True)
+group = typer.Typer(help="Read a corpus into the catalog.", no_args_is_help=True)
 
 NameOpt = Annotated[
     Optional[str], typer.Option("--name", help="Corpus name in the catalog.", show_default="the directory's name")
@@ -44,7 +44,7 @@ def _print_report(report: "IngestReport") -> None:
         out.print("Catalog already up to date: nothing changed.")
 
 
-@app.command("msp-podcast")
+@group.command("msp-podcast")
 def msp_podcast(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="Corpus root holding Audios/, Labels/ and Transcripts/.")],
@@ -60,7 +60,7 @@ def msp_podcast(
     _print_report(report)
 
 
-@app.command("synthetic")
+@group.command("synthetic")
 def synthetic(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="Where to write the synthetic corpus.")],
@@ -76,3 +76,7 @@ def synthetic(
     err.print(f"wrote synthetic corpus to {root}", highlight=False)
     report = ingest_msp_podcast(state(ctx).layout.catalog, root, name=name, on_skip=_warn_skip)
     _print_report(report)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(group, name="ingest")

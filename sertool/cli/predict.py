@@ -5,19 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ._common import err, out, state
-
-
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
+from ._options import Device, DeviceOpt, ExperimentOpt, FormatOpt, ModelDirOpt, OutputFormat, Preset
 
 
 def predict(
@@ -27,24 +21,25 @@ def predict(
     transcript: Annotated[
         Optional[str], typer.Option("--transcript", help="Transcript to use instead of Whisper ASR (every file).")
     ] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    fmt: FormatOpt = OutputFormat.table,
     preset: Annotated[
-        Optional[str], typer.Option("--preset", help="Encoder weights (tiny|paper); default: as the store recorded.")
+        Optional[Preset], typer.Option("--preset", help="Encoder weights (paper|tiny); default: as the store recorded.")
     ] = None,
-    model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Local directory of the paper checkpoints.")] = None,
+    model_dir: ModelDirOpt = None,
     window_seconds: Annotated[
         float, typer.Option("--window-seconds", help="Longer files are predicted in windows of this length.")
     ] = 30.0,
-    experiment: Annotated[Optional[str], typer.Option("--experiment", "-e", help="Experiment to look the run up in.")] = None,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    experiment: ExperimentOpt = None,
+    device: DeviceOpt = Device.cpu,
 ) -> None:
     """Class, class probabilities and arousal/valence/dominance for new audio (one row per window + file)."""
     from ..errors import SertoolError
     from ..jobs.predict import PredictConfig, predict_files
 
-    cfg = PredictConfig(preset=preset, model_dir=model_dir, window_seconds=window_seconds, transcript=transcript,
-                        device=device, experiment=experiment)
-    report = predict_files(state(ctx).layout, run, audio, cfg, console=err)
+    cfg = PredictConfig(preset=preset.value if preset else None, model_dir=model_dir, window_seconds=window_seconds,
+                        transcript=transcript, device=device.value, experiment=experiment)
+    st = state(ctx)
+    report = predict_files(st.layout, run, audio, cfg, st.tracker(experiment), console=err)
     for note in report.notes:
         err.print(f"note: {note}", highlight=False)
     for _, reason in report.skipped:
@@ -52,9 +47,9 @@ def predict(
     if not report.rows:
         raise SertoolError(f"nothing could be predicted: none of the {len(audio)} file(s) was readable")
     rows = [r.to_dict() for r in report.rows]
-    if fmt is Format.json:
+    if fmt is OutputFormat.json:
         typer.echo(json.dumps(rows, indent=2))
-    elif fmt is Format.csv:
+    elif fmt is OutputFormat.csv:
         typer.echo(_csv(rows), nl=False)
     else:
         _table(report)
@@ -95,3 +90,7 @@ def _table(report) -> None:
                       f"{r.probs.max():.2f}", *(f"{v:.2f}" for v in r.attrs))
         last = r.file
     out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from enum import Enum
 from typing import Annotated, Optional
 
 import typer
@@ -11,19 +10,12 @@ from rich import box
 from rich.table import Table
 
 from ._common import err, out, state
-
-
-class Kind(str, Enum):
-    train = "train"
-    sweep = "sweep"
-    ensemble = "ensemble"
+from ._options import ExperimentOpt, RunKind
 
 
 def runs(
     ctx: typer.Context,
-    experiment: Annotated[
-        Optional[str], typer.Option("--experiment", "-e", help="Experiment name (default: the store's).")
-    ] = None,
+    experiment: ExperimentOpt = None,
     sort: Annotated[
         Optional[str],
         typer.Option(
@@ -33,7 +25,7 @@ def runs(
         ),
     ] = None,
     ascending: Annotated[bool, typer.Option("--asc", help="Sort ascending (e.g. for losses).")] = False,
-    kind: Annotated[Optional[Kind], typer.Option("--kind", help="Only runs of this kind.")] = None,
+    kind: Annotated[Optional[RunKind], typer.Option("--kind", help="Only runs of this kind.")] = None,
     filter_string: Annotated[
         str, typer.Option("--filter", help="MLflow search filter, e.g. \"params.lr = '1e-05'\".")
     ] = "",
@@ -41,9 +33,8 @@ def runs(
 ) -> None:
     """List tracked runs with their best dev metrics (Run: an id prefix that `--init-from` etc. accept)."""
     from ..metrics import RUN_COLUMNS, best, dev, tracked_name
-    from ..tracking import Tracker
 
-    tracker = Tracker(experiment=experiment, store_root=state(ctx).layout.root)
+    tracker = state(ctx).tracker(experiment)
     order_by = ["attributes.start_time DESC"]
     sort_metric = None
     if sort:
@@ -82,6 +73,7 @@ def runs(
 
 
 def ui(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Interface to bind (0.0.0.0 exposes it to the network).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 5000,
 ) -> None:
@@ -89,7 +81,7 @@ def ui(
     from ..tracking.server import serve_ui
     from ..tracking.uri import is_remote, resolve_tracking_uri
 
-    uri = resolve_tracking_uri()
+    uri = resolve_tracking_uri(state(ctx).tracking_uri)
     if is_remote(uri):
         out.print(f"runs are tracked on a server; open {uri}")
         return

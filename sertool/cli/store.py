@@ -1,4 +1,4 @@
-"""`sertool store ...`: inspect, query and split the feature store."""
+"""`sertool store ...`: inspect, query, split and merge the feature store."""
 
 from __future__ import annotations
 
@@ -7,26 +7,15 @@ import io
 import json
 import math
 import sys
-from enum import Enum
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from ._common import err, out, state
+from ._options import FormatOpt, OutputFormat, SplitBy
 
-app = typer.Typer(help="Inspect and query the feature store.", no_args_is_help=True)
-
-
-class OutputFormat(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-
-
-class SplitBy(str, Enum):
-    speaker = "speaker"
-    clip = "clip"
+group = typer.Typer(help="Inspect, query, split and merge the feature store.", no_args_is_help=True)
 
 
 def _cell(v: Any) -> str:
@@ -60,7 +49,7 @@ def _jsonable(v: Any) -> Any:
     return str(v)  # dates, decimals, UUIDs
 
 
-@app.command("info")
+@group.command("info")
 def info(ctx: typer.Context) -> None:
     """Clips per split, class distribution, annotators, transcript coverage, split schemes, embeddings."""
     from ..store.catalog import Catalog
@@ -77,11 +66,11 @@ def info(ctx: typer.Context) -> None:
             out.print(f"[bold]{t.title}[/]: {t.empty_note}", highlight=False)
 
 
-@app.command("query")
+@group.command("query")
 def query(
     ctx: typer.Context,
     sql: Annotated[str, typer.Argument(help="SQL to run on the catalog (read-only connection).")],
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Run SQL on a read-only connection to the catalog and print the result to stdout."""
     from ..store.query import read_only_query
@@ -100,7 +89,7 @@ def query(
         err.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", highlight=False)
 
 
-@app.command("split")
+@group.command("split")
 def split(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Name of the new split scheme.")],
@@ -111,16 +100,35 @@ def split(
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing scheme of this name.")] = False,
 ) -> None:
     """Derive a split scheme: part of --from becomes Development, the corpus's Development becomes Test-Development."""
+    from ..errors import NotFound
     from ..store.catalog import Catalog
     from ..store.splits import SplitParams, derive_scheme
 
     params = SplitParams(from_split=from_split, holdout=holdout, by=by.value, seed=seed)
     layout = state(ctx).layout
     if not layout.catalog.exists():
-        from ..errors import NotFound
-
         raise NotFound(f"{layout.catalog}: no catalog here (run `sertool ingest` first)")
     with Catalog(layout.catalog) as cat:
         counts = derive_scheme(cat, name, params, replace=replace)
     out.print(_table(f"Split scheme {name!r} ({params.to_json()})", ["split", "clips"], list(counts.items())))
 
+
+@group.command("merge")
+def merge(ctx: typer.Context) -> None:
+    """Move finished embed workers' segments into the store: their frames, then their catalog rows in one transaction."""
+    from ..store.segments import merge_segments
+
+    report = merge_segments(state(ctx).layout)
+    if not report.segments:
+        out.print("nothing to merge: no segments under the store")
+        return
+    table = Table(title=f"merged {len(report.segments)} segment(s)", title_justify="left")
+    for col in ("segment", "encoder", "variant", "clips", "frames", "already stored"):
+        table.add_column(col, justify="left" if col in ("segment", "encoder", "variant") else "right")
+    for u in report.units:
+        table.add_row(u.segment, u.encoder, u.variant, str(u.clips), str(u.frames), str(u.duplicates))
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(group, name="store")

@@ -1,7 +1,8 @@
 """`sertool train` and `sertool sweep`: parse options, resolve the config, call `sertool.train`.
 
 Every option defaults to None here, meaning "not given": the library fills stage defaults, then the
-recipe's values, then the flags the user typed (see `sertool.train.recipes`).
+recipe's values, then the flags the user typed (see `sertool.train.recipes`). Help texts show the
+stage defaults from the library's own table, so they are written once.
 """
 
 from __future__ import annotations
@@ -12,38 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from rich import box
-from rich.table import Table
 
+from ..train.config import stage_defaults_text as _d
 from ._common import err, out, state
+from ._options import Device, ExperimentOpt, Pooling, Select, Stage
 
 if TYPE_CHECKING:
     from ..train.loop import TrainResult
-
-
-class Stage(str, Enum):
-    pretrain = "pretrain"
-    task1 = "task1"
-    task2 = "task2"
-
-
-class Pooling(str, Enum):
-    asp = "asp"
-    mean = "mean"
-
-
-class Select(str, Enum):
-    f1 = "f1"
-    ccc = "ccc"
-    ccc_arousal = "ccc_arousal"
-    ccc_valence = "ccc_valence"
-    ccc_dominance = "ccc_dominance"
-
-
-class Device(str, Enum):
-    cpu = "cpu"
-    cuda = "cuda"
-
 
 _LOSS = "Loss"
 _OPT = "Optimisation"
@@ -59,15 +35,16 @@ def _opt(*names: str, help: str, panel: str, **kw: Any) -> Any:
 def train(
     ctx: typer.Context,
     recipe: Annotated[Optional[Path], _opt("--recipe", help="TOML recipe; flags given here override it.", panel=_RUN)] = None,
-    stage: Annotated[Optional[Stage], _opt("--stage", help="pretrain (multi-task), task1 (classification fine-tune: CE, lr 1e-5) or task2 (regression fine-tune: MSE or Gaussian MSE, lr 5e-6, 30 epochs). (default: pretrain)", panel=_RUN)] = None,
-    alpha: Annotated[Optional[float], _opt("--alpha", help="Weight of the attribute regression loss. (default: 0.5; task1 0; task2 1)", panel=_LOSS, min=0)] = None,
-    beta: Annotated[Optional[float], _opt("--beta", help="Weight of the classification loss. (default: 0.5; task1 1; task2 0)", panel=_LOSS, min=0)] = None,
+    resume: Annotated[Optional[str], _opt("--resume", help="Go on with a killed run (id, id prefix or name) from its last finished epoch, in the same run; other options are the run's own.", panel=_RUN)] = None,
+    stage: Annotated[Optional[Stage], _opt("--stage", help="pretrain (multi-task), task1 (classification fine-tune) or task2 (regression fine-tune: MSE or Gaussian MSE). (default: pretrain)", panel=_RUN)] = None,
+    alpha: Annotated[Optional[float], _opt("--alpha", help=f"Weight of the attribute regression loss. (default: {_d('alpha')})", panel=_LOSS)] = None,
+    beta: Annotated[Optional[float], _opt("--beta", help=f"Weight of the classification loss. (default: {_d('beta')})", panel=_LOSS)] = None,
     class_weights: Annotated[Optional[bool], _opt("--class-weights/--no-class-weights", help="Class-weighted CE (N / (8 n_c) on Train) or plain CE. (default: weighted)", panel=_LOSS)] = None,
     gaussian_sigma: Annotated[Optional[float], _opt("--gaussian-sigma", help="Gaussian-penalty MSE with this sigma (paper: 3, 5, 7). (default: plain MSE)", panel=_LOSS)] = None,
-    lr: Annotated[Optional[float], _opt("--lr", help="Peak learning rate. (default: 2e-5; task1 1e-5; task2 5e-6)", panel=_OPT)] = None,
+    lr: Annotated[Optional[float], _opt("--lr", help=f"Peak learning rate. (default: {_d('lr')})", panel=_OPT)] = None,
     min_lr: Annotated[Optional[float], _opt("--min-lr", help="Cosine schedule floor. (default: 1e-7)", panel=_OPT)] = None,
     warmup_epochs: Annotated[Optional[float], _opt("--warmup-epochs", help="Linear warm-up epochs. (default: 3)", panel=_OPT)] = None,
-    epochs: Annotated[Optional[int], _opt("--epochs", help="Epochs. (default: 50; task2 30)", panel=_OPT)] = None,
+    epochs: Annotated[Optional[int], _opt("--epochs", help=f"Epochs. (default: {_d('epochs')})", panel=_OPT)] = None,
     samples_per_epoch: Annotated[Optional[int], _opt("--samples-per-epoch", help="Training clips drawn per epoch (the whole split if smaller). (default: 32000)", panel=_OPT)] = None,
     batch_size: Annotated[Optional[int], _opt("--batch-size", help="Clips per step (split across DDP ranks). (default: 128)", panel=_OPT)] = None,
     seed: Annotated[Optional[int], _opt("--seed", help="Seed of init, sampling and augmentation draws. (default: 0)", panel=_OPT)] = None,
@@ -80,54 +57,64 @@ def train(
     augment: Annotated[Optional[bool], _opt("--augment/--no-augment", help="Sample the store's augmented variants. (default: augment)", panel=_DATA)] = None,
     select: Annotated[Optional[Select], _opt("--select", help="Dev metric that picks the kept checkpoint. (default: f1 for task1, else ccc)", panel=_RUN)] = None,
     init_from: Annotated[Optional[str], _opt("--init-from", help="Start from this run's checkpoint: run id, id prefix, name, or best:METRIC (best pre-training run).", panel=_RUN)] = None,
-    experiment: Annotated[Optional[str], _opt("--experiment", "-e", help="MLflow experiment. (default: one per store)", panel=_RUN)] = None,
+    experiment: ExperimentOpt = None,
     run_name: Annotated[Optional[str], _opt("--run-name", help="MLflow run name.", panel=_RUN)] = None,
     device: Annotated[Optional[Device], _opt("--device", help="cpu or cuda (AMP). (default: cuda if available)", panel=_RUN)] = None,
     num_workers: Annotated[Optional[int], _opt("--num-workers", help="Data loader worker processes. (default: 2)", panel=_RUN)] = None,
     set_: Annotated[Optional[list[str]], _opt("--set", help="Any other config field, KEY=VALUE (repeatable), e.g. --set grad_clip=1.0.", panel=_RUN)] = None,
 ) -> None:
     """Train the fusion model on the store's embeddings; one MLflow run with metrics, checkpoint and predictions."""
-    given = _given(locals())  # first: only the parameters are local yet
+    given = _given(locals(), skip=("resume",))  # first: only the parameters are local yet
     from ..train.recipes import load_recipe, parse_set, resolve_config
+    from ..train.runs import init_resolver, resume as resume_run, train as run_training
 
+    st = state(ctx)
+    layout = st.layout
+    if resume is not None:
+        extra = sorted(k for k in given if k != "experiment") + (["recipe"] if recipe else []) + (["set"] if set_ else [])
+        if extra:
+            from ..errors import InvalidOption
+
+            raise InvalidOption("resume", f"a resumed run keeps its own config; drop --{extra[0].replace('_', '-')}")
+        tracker = st.tracker(experiment)
+        _print_result(resume_run(resume, layout, tracker, experiment=experiment, console=err), tracker)
+        return
     overrides = {**parse_set(set_), **given}
-    layout = state(ctx).layout
     rec = load_recipe(recipe) if recipe is not None else None
     if rec is not None and rec.children:
-        err.print(f"[yellow]note:[/] {recipe} has a [sweep] table; `sertool train` uses only its base options "
+        err.print(f"[yellow]note:[/] {recipe} has a \\[sweep] table; `sertool train` uses only its base options "
                   "(run the grid with `sertool sweep`)")
-    from ..train.distributed import from_env
-    from ..train.loop import init_resolver, train as run_training
-
     exp = overrides.get("experiment") or (rec.base.get("experiment") if rec else None)
-    tracker = None
-    if from_env().is_main or overrides.get("init_from") or (rec and rec.base.get("init_from")):
-        from ..tracking.tracker import Tracker  # (under torchrun, ranks > 0 log nothing: no mlflow import)
-
-        tracker = Tracker(experiment=exp, store_root=layout.root)
-    config = resolve_config(rec, overrides, resolve_init=init_resolver(tracker, exp) if tracker else None)
-    result = run_training(config, layout, tracker=tracker, console=err)
+    tracker = st.tracker(exp)
+    config = resolve_config(rec, overrides, resolve_init=init_resolver(tracker, exp))
+    result = run_training(config, layout, tracker, console=err)
     if result.run_id:
         _print_result(result, tracker)
 
 
 def sweep(
     ctx: typer.Context,
-    recipe: Annotated[Path, typer.Argument(help="TOML recipe with a [sweep] table.", show_default=False)],
+    recipe: Annotated[Path, typer.Argument(help="TOML recipe with a \\[sweep] table.", show_default=False)],
     epochs: Annotated[Optional[int], _opt("--epochs", help="Override the recipe's epochs for every child.", panel=_RUN)] = None,
     samples_per_epoch: Annotated[Optional[int], _opt("--samples-per-epoch", help="Override for every child.", panel=_RUN)] = None,
-    experiment: Annotated[Optional[str], _opt("--experiment", "-e", help="MLflow experiment. (default: one per store)", panel=_RUN)] = None,
+    experiment: ExperimentOpt = None,
     device: Annotated[Optional[Device], _opt("--device", help="cpu or cuda (AMP).", panel=_RUN)] = None,
     num_workers: Annotated[Optional[int], _opt("--num-workers", help="Data loader worker processes.", panel=_RUN)] = None,
     set_: Annotated[Optional[list[str]], _opt("--set", help="Override any config field for every child, KEY=VALUE (repeatable).", panel=_RUN)] = None,
 ) -> None:
     """Run a recipe's grid as child runs of one parent run, then print a summary table."""
     given = _given(locals())  # first: only the parameters are local yet
+    from rich import box
+    from rich.table import Table
+
     from ..train.recipes import load_recipe, parse_set
     from ..train.sweep import run_sweep
 
     overrides = {**parse_set(set_), **given}
-    result = run_sweep(load_recipe(recipe), state(ctx).layout, overrides=overrides, console=err)
+    rec = load_recipe(recipe)
+    st = state(ctx)
+    tracker = st.tracker(overrides.get("experiment") or rec.base.get("experiment"))
+    result = run_sweep(rec, st.layout, tracker, overrides=overrides, console=err)
     if result.parent_run_id is None:
         return
     df = result.summary()
@@ -153,20 +140,23 @@ def _fmt(v: Any) -> str:
 
 
 def _print_result(result: "TrainResult", tracker: Any) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from ..metrics import METRIC_NAMES
+
     table = Table(title=f"run {result.run_id}  ({result.config.run_label}, best epoch {result.best_epoch})",
                   title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("split")
-    for col in ("f1_macro", "ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean"):
+    for col in METRIC_NAMES:
         table.add_column(col, justify="right")
     rows = {"Development": result.best, **result.tests}
     for split, m in rows.items():
-        table.add_row(split, *[_fmt(m.get(c, math.nan)) for c in
-                               ("f1_macro", "ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean")])
+        table.add_row(split, *[_fmt(m.get(c, math.nan)) for c in METRIC_NAMES])
     out.print(table)
     err.print(f"tracked in {tracker.uri} (experiment {tracker.experiment!r}); browse with `sertool ui`")
 
 
 def register(app: typer.Typer) -> None:
-    """Mount `train` and `sweep` on the root app."""
     app.command("train")(train)
     app.command("sweep")(sweep)

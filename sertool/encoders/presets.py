@@ -66,7 +66,9 @@ def resolve(
     if preset == "tiny":
         if models_dir is None:
             raise SertoolError("the tiny preset is built into a store's models folder: give models_dir")
-        root = build_tiny(Path(models_dir) / "tiny", texts or [], kinds=[kind])
+        # Every registered kind at once, as the first job that needs one sees the corpus: the tokenizers
+        # must not depend on which job came first (ASR would otherwise add its own transcripts).
+        root = build_tiny(Path(models_dir) / "tiny", texts or [])
         path = root / kind
         return ModelSource(path, f"sertool-tiny/{kind}", hash_files(path), preset)
     repo = cls.paper_checkpoint

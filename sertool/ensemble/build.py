@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import BadInput, NotFound, SertoolError
+from ..errors import BadInput, InvalidOption, NotFound
 from ..labels import ATTRIBUTES
 from ..metrics import CCC, F1, best, dev
 from ..predictions import Predictions
@@ -67,13 +67,13 @@ class EnsembleConfig:
 
     def __post_init__(self) -> None:
         if self.task not in TARGETS:
-            raise SertoolError(f"--task must be 1 or 2, got {self.task}")
+            raise InvalidOption("task", f"must be 1 or 2, got {self.task}")
         if self.method not in ("topk", "greedy"):
-            raise SertoolError(f"--method must be topk or greedy, got {self.method!r}")
+            raise InvalidOption("method", f"must be topk or greedy, got {self.method!r}")
         if self.top < 1:
-            raise SertoolError(f"--top must be at least 1, got {self.top}")
+            raise InvalidOption("top", f"must be at least 1, got {self.top}")
         if self.baseline is not None and self.task == 1:
-            raise SertoolError("--with-baseline takes a Task 2 file (FileName,EmoAct,EmoVal,EmoDom); "
+            raise InvalidOption("baseline", "takes a Task 2 file (FileName,EmoAct,EmoVal,EmoDom); "
                                "Task 1 ensembles average class probabilities, which it does not have")
 
     @property
@@ -197,14 +197,11 @@ def _file_names(layout: StoreLayout, clip_ids: list[str], split: str, notes: lis
 def build_ensemble(
     layout: StoreLayout,
     cfg: EnsembleConfig,
+    tracker: "Tracker",
     *,
-    tracker: "Tracker | None" = None,
     console: "Console | None" = None,
 ) -> EnsembleResult:
     """Choose, average, log and write one ensemble (see the module docstring)."""
-    from ..tracking.tracker import Tracker
-
-    tracker = tracker or Tracker(experiment=cfg.experiment, store_root=layout.root)
     what = "macro-F1" if cfg.task == 1 else "CCC"
     runs = find_candidates(tracker, task=cfg.task, experiment=cfg.experiment, filter_string=cfg.filter_string,
                            include_ensembles=cfg.include_ensembles)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import SertoolError
+from ..errors import InvalidOption, SertoolError
 from ..labels import ATTRIBUTES
 
 BASELINE = "baseline"
@@ -50,9 +50,9 @@ class EnsembleSpec:
 
     def __post_init__(self) -> None:
         if self.task not in TARGETS:
-            raise SertoolError(f"--task must be 1 or 2, got {self.task}")
+            raise InvalidOption("task", f"must be 1 or 2, got {self.task}")
         if self.method not in ("topk", "greedy"):
-            raise SertoolError(f"--method must be topk or greedy, got {self.method!r}")
+            raise InvalidOption("method", f"must be topk or greedy, got {self.method!r}")
         missing = [t for t in TARGETS[self.task] if not self.members.get(t)]
         if missing:
             raise SertoolError(f"ensemble spec: no members for {', '.join(missing)}")

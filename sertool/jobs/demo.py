@@ -21,8 +21,8 @@ Fresh, not resumed: every run starts from an empty demo directory (a directory h
 marker file is wiped; any other non-empty directory is refused), so the printed figures always
 describe one complete, seeded run and never a mix of two. Everything lives under the directory:
 `corpus/`, `store/` (the feature store), `mlflow.db` + `mlartifacts/` (the SQLite tracking store)
-and `new_audio/` (the clip given to `predict`). With `MLFLOW_TRACKING_URI` set (a team server, whose
-runs cannot be wiped), the demo logs to that server instead, in an experiment of its own named
+and `new_audio/` (the clip given to `predict`). Given a tracking URI (a team server, whose runs cannot
+be wiped; the CLI reads `--tracking-uri` / `MLFLOW_TRACKING_URI`), the demo logs there instead, in an experiment of its own named
 after the start time, so its ensembles never pick up an earlier demo's runs.
 
 The figures are what a tiny model learns from ~350 synthetic training clips in a minute of CPU: real,
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SertoolError
+from ..errors import InvalidOption, SertoolError
 from ..store.layout import StoreLayout
 
 if TYPE_CHECKING:
@@ -106,6 +106,8 @@ class DemoConfig:
     epochs: int | None = None
     """Overrides pre-training epochs (fine-tunes keep the profile's ratio, at least 1)."""
     quick: bool = False
+    tracking_uri: str | None = None
+    """Log to this tracking store instead of the demo directory's own SQLite store."""
 
     def profile(self) -> DemoProfile:
         base = PROFILES["quick" if self.quick else "full"]
@@ -114,11 +116,11 @@ class DemoConfig:
             from ..corpus.synthetic import MIN_CLIPS
 
             if self.clips < MIN_CLIPS:
-                raise SertoolError(f"--clips must be at least {MIN_CLIPS}, got {self.clips}")
+                raise InvalidOption("clips", f"must be at least {MIN_CLIPS}, got {self.clips}")
             p = replace(p, clips=self.clips)
         if self.epochs is not None:
             if self.epochs < 1:
-                raise SertoolError(f"--epochs must be at least 1, got {self.epochs}")
+                raise InvalidOption("epochs", f"must be at least 1, got {self.epochs}")
             ratio = base.finetune_epochs / base.epochs
             p = replace(p, epochs=self.epochs, finetune_epochs=max(1, round(self.epochs * ratio)))
         return p
@@ -193,18 +195,17 @@ def prepare_directory(directory: Path) -> Path:
     return directory.resolve()
 
 
-def tracking_for(directory: Path) -> tuple[str, str]:
-    """(tracking URI, experiment): SQLite under the demo directory unless MLFLOW_TRACKING_URI is set."""
-    from ..tracking.uri import URI_ENV, default_experiment_name, is_remote
-    import os
+def tracking_for(directory: Path, uri: str | None = None) -> tuple[str, str]:
+    """(tracking URI, experiment): SQLite under the demo directory unless another store is given; on a
+    server (or a shared database) an experiment of its own, named after the start time."""
+    from ..tracking.uri import default_experiment_name, is_remote
 
-    env = os.environ.get(URI_ENV)
-    if not env:
-        return f"sqlite:///{directory / 'mlflow.db'}", default_experiment_name(directory / "store")
     name = default_experiment_name(directory / "store")
-    if is_remote(env) or not env.startswith("sqlite:"):
+    if not uri:
+        return f"sqlite:///{directory / 'mlflow.db'}", name
+    if is_remote(uri) or not uri.startswith("sqlite:"):
         name = f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
-    return env, name
+    return uri, name
 
 
 def make_corpus(layout: StoreLayout, directory: Path, profile: DemoProfile) -> "IngestReport":
@@ -289,12 +290,12 @@ def run_demo(config: DemoConfig = DemoConfig(), *, console: "Console | None" = N
     from .predict import PredictConfig, predict_files
     from ..tracking.tracker import Tracker
     from ..train.config import TrainConfig
-    from ..train.loop import train
+    from ..train.runs import train
 
     profile = config.profile()
     directory = prepare_directory(config.directory)
     layout = StoreLayout.at(directory / "store")
-    uri, experiment = tracking_for(directory)
+    uri, experiment = tracking_for(directory, config.tracking_uri)
     result = DemoResult(directory, layout, uri, experiment, profile)
     tracker = Tracker(uri, experiment=experiment, store_root=layout.root)
 
@@ -319,7 +320,7 @@ def run_demo(config: DemoConfig = DemoConfig(), *, console: "Console | None" = N
     with _stage(result, console, "pretrain", f"multi-task pre-training ({profile.epochs} epochs)"):
         pre = train(TrainConfig(stage="pretrain", alpha=0.5, beta=0.5, epochs=profile.epochs, lr=profile.lr,
                                 warmup_epochs=min(1.0, profile.epochs - 1.0), run_name="demo-pretrain", **common),
-                    layout, tracker=tracker, console=console)
+                    layout, tracker, console=console)
         result.runs["demo-pretrain"] = pre
     done("pretrain")
 
@@ -329,26 +330,26 @@ def run_demo(config: DemoConfig = DemoConfig(), *, console: "Console | None" = N
         for weighted in profile.task1_class_weights:
             name = f"demo-task1-{'weighted-ce' if weighted else 'ce'}"
             result.runs[name] = train(TrainConfig(stage="task1", class_weights=weighted, run_name=name, **fine),
-                                      layout, tracker=tracker, console=console)
+                                      layout, tracker, console=console)
     done("task1")
 
     with _stage(result, console, "task2", f"Task 2 fine-tunes: MSE and Gaussian-penalty sigmas ({profile.finetune_epochs} epochs)"):
         for sigma in profile.task2_sigmas:
             name = f"demo-task2-{'mse' if sigma is None else f'gauss{sigma:g}'}"
             result.runs[name] = train(TrainConfig(stage="task2", gaussian_sigma=sigma, run_name=name, **fine),
-                                      layout, tracker=tracker, console=console)
+                                      layout, tracker, console=console)
     done("task2")
 
     with _stage(result, console, "ensembles", f"ensembles: Task 2 top-{profile.top} per attribute, Task 1 top-{profile.top}"):
         for task in (2, 1):
             cfg = EnsembleConfig(task=task, top=profile.top, experiment=experiment, name=f"demo-ensemble-task{task}")
-            result.ensembles[task] = build_ensemble(layout, cfg, tracker=tracker, console=console)
+            result.ensembles[task] = build_ensemble(layout, cfg, tracker, console=console)
     done("ensembles")
 
     with _stage(result, console, "predict", "predict a new clip with the Task 2 ensemble"):
         result.predict_audio = render_new_audio(directory / "new_audio" / "new_clip.wav")
         result.prediction = predict_files(layout, result.ensembles[2].run_id, [result.predict_audio],
-                                          PredictConfig(experiment=experiment), tracker=tracker, console=console)
+                                          PredictConfig(experiment=experiment), tracker, console=console)
     done("predict")
 
     result.summary = summarize(result)

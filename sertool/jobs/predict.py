@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..audio import SAMPLE_RATE, window_spans
-from ..errors import BadInput, NotFound, SertoolError, StoreMismatch
+from ..errors import BadInput, InvalidOption, NotFound, SertoolError, StoreMismatch
 from ..labels import ATTRIBUTES, CLASSES
 from ..store.layout import StoreLayout
 
@@ -54,7 +54,7 @@ class PredictConfig:
 
     def __post_init__(self) -> None:
         if not self.window_seconds > 0:
-            raise SertoolError(f"--window-seconds must be positive, got {self.window_seconds}")
+            raise InvalidOption("window_seconds", f"must be positive, got {self.window_seconds}")
 
 
 @dataclass
@@ -304,26 +304,22 @@ def predict_files(
     layout: StoreLayout,
     ref: str,
     files: Sequence[str | Path],
-    cfg: PredictConfig = PredictConfig(),
+    cfg: PredictConfig,
+    tracker: "Tracker",
     *,
-    tracker: "Tracker | None" = None,
     console: "Console | None" = None,
 ) -> PredictReport:
     """Predict every readable file with run or ensemble `ref` (id, id prefix or name)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from ..tracking.tracker import Tracker
+    from ..progress import progress_bar
 
     if not files:
         raise SertoolError("no audio files given")
-    tracker = tracker or Tracker(experiment=cfg.experiment, store_root=layout.root)
     run = tracker.resolve_run(ref, cfg.experiment)
     report = PredictReport(run, {})
     report.members = member_weights(tracker, run, report.notes)
     run_ids = list(dict.fromkeys(r for w in report.members.values() for r in w))
     loaded = load_models(tracker, layout, run_ids, cfg, need_asr=cfg.transcript is None)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=console is None, transient=True) as progress:
+    with progress_bar(console, transient=True) as progress:
         task = progress.add_task("predicting", total=len(files))
         for f in files:
             try:

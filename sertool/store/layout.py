@@ -1,8 +1,9 @@
 """Where a feature store keeps its parts.
 
 A store is a directory: the DuckDB catalog (metadata and the index of every embedding) beside a
-Zarr v3 group that holds the frames. The root is picked by `--store`, else `SERTOOL_STORE`, else
-`./store`, so that every command of one project finds the same store without being told.
+Zarr v3 group that holds the frames. The CLI picks the root (`--store`, else `SERTOOL_STORE`) and
+hands it down; without one it is `./store`, so that every command of one project finds the same store
+without being told.
 
 The Zarr arrays may live on any fsspec filesystem (`--store s3://bucket/store`: arrays at
 `s3://bucket/store/embeddings.zarr`); the catalog is a DuckDB file and stays on a local or shared disk
@@ -12,21 +13,18 @@ segments).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 ENV_VAR = "SERTOOL_STORE"
+"""Where the CLI reads the store root from when `--store` is not given."""
 CATALOG_ENV = "SERTOOL_CATALOG"
 DEFAULT_ROOT = Path("store")
 
 
 def resolve_root(root: str | Path | None = None) -> Path:
-    """The store root the user meant: explicit argument, then the environment, then ./store."""
-    if root is not None and str(root) != "":
-        return Path(root)
-    env = os.environ.get(ENV_VAR)
-    return Path(env) if env else DEFAULT_ROOT
+    """The store root the user gave, else ./store."""
+    return Path(root) if root is not None and str(root) != "" else DEFAULT_ROOT
 
 
 def is_url(location: str | Path) -> bool:
@@ -48,11 +46,11 @@ class StoreLayout:
 
     @classmethod
     def at(cls, root: str | Path | None = None, catalog: str | Path | None = None) -> "StoreLayout":
-        """The store at `root` (else SERTOOL_STORE, else ./store); `catalog` (else SERTOOL_CATALOG) moves the catalog."""
+        """The store at `root` (else ./store); `catalog` puts the catalog elsewhere (required for a URL root)."""
         from ..errors import SertoolError
 
-        text = str(root) if root is not None and str(root) != "" else os.environ.get(ENV_VAR, "")
-        cat = catalog if catalog is not None and str(catalog) != "" else os.environ.get(CATALOG_ENV) or None
+        text = str(root) if root is not None else ""
+        cat = catalog if catalog is not None and str(catalog) != "" else None
         if is_url(text):
             if cat is None:
                 raise SertoolError(

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import NotFound, SertoolError
+from ..errors import InvalidOption, NotFound, SertoolError
 from .catalog import CORPUS_SCHEME, Catalog
 from .records import SchemeClip
 
@@ -57,11 +57,11 @@ class SplitParams:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout < 1.0:
-            raise SertoolError(f"--holdout must be between 0 and 1 (exclusive), got {self.holdout}")
+            raise InvalidOption("holdout", f"must be between 0 and 1 (exclusive), got {self.holdout}")
         if self.by not in ("speaker", "clip"):
-            raise SertoolError(f"--by must be 'speaker' or 'clip', got {self.by!r}")
+            raise InvalidOption("by", f"must be 'speaker' or 'clip', got {self.by!r}")
         if self.from_split == DEV:
-            raise SertoolError("--from Development: the corpus's Development becomes the test set "
+            raise InvalidOption("from_split", "Development: the corpus's Development becomes the test set "
                                "Test-Development in a derived scheme; hold out from Train instead")
 
     def to_json(self) -> str:

@@ -1,6 +1,6 @@
 """Everything MLflow: the only package that imports mlflow.
 
-`Tracker` starts runs (`RunLogger`) and reads them back (`RunInfo`); `names` holds the tag, metric
+`Tracker` starts runs (`RunLogger`, in `logger`) and reads them back (`RunInfo`); `names` holds the tag
 and artifact-path strings other code relies on; `uri` resolves the tracking store without importing
 mlflow. Attributes load lazily so `import sertool.tracking` stays cheap for the CLI.
 """
@@ -20,12 +20,9 @@ from .uri import (
 
 _LAZY = {
     "Tracker": "tracker",
-    "RunLogger": "tracker",
-    "NullRunLogger": "tracker",
-    "find_runs": "tracker",
-    "download_artifact": "tracker",
-    "load_table": "tracker",
-    "flatten": "tracker",
+    "RunLogger": "logger",
+    "NullRunLogger": "logger",
+    "flatten": "logger",
     "RunInfo": "records",
 }
 
@@ -40,15 +37,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .records import RunInfo
-    from .tracker import (
-        NullRunLogger,
-        RunLogger,
-        Tracker,
-        download_artifact,
-        find_runs,
-        flatten,
-        load_table,
-    )
+    from .logger import NullRunLogger, RunLogger, flatten
+    from .tracker import Tracker
 
 
 def __getattr__(name: str) -> Any:

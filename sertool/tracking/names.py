@@ -34,6 +34,8 @@ SELECT_TAG = "sertool.select"
 RECIPE_TAG = "sertool.recipe"
 TASK_TAG = "sertool.task"
 """An ensemble's task (1 or 2)."""
+RESUME_TAG = "sertool.resume_state"
+"""Where a training run keeps the state `sertool train --resume` goes on from (`train.resume`)."""
 ENCODER_TAG_PREFIX = "sertool.encoder."  # + encoder name -> fingerprint
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
 PARENT_TAG = "mlflow.parentRunId"

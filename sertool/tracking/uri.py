@@ -7,7 +7,6 @@ is deprecated, and a database keeps run search fast as the number of runs grows.
 
 from __future__ import annotations
 
-import os
 import re
 import urllib.error
 import urllib.request
@@ -17,6 +16,7 @@ from urllib.parse import unquote, urlparse
 from ..errors import SertoolError
 
 URI_ENV = "MLFLOW_TRACKING_URI"
+"""Where the CLI reads the tracking URI from when `--tracking-uri` is not given (MLflow's own variable)."""
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
 EXPERIMENTS_DIR = "experiments"
 DB_NAME = "mlflow.db"
@@ -34,11 +34,8 @@ def default_tracking_uri(project_dir: Path | None = None) -> str:
 
 
 def resolve_tracking_uri(uri: str | None = None, project_dir: Path | None = None) -> str:
-    """The URI the user meant: explicit argument, then `MLFLOW_TRACKING_URI`, then the project default."""
-    if uri:
-        return uri
-    env = os.environ.get(URI_ENV)
-    return env if env else default_tracking_uri(project_dir)
+    """The URI the user gave, else the project's local default."""
+    return uri if uri else default_tracking_uri(project_dir)
 
 
 def is_remote(uri: str) -> bool:
@@ -65,14 +62,11 @@ def artifact_root_for(uri: str) -> Path | None:
 
 
 def default_experiment_name(store_root: str | Path | None = None) -> str:
-    """One experiment per feature store: `MLFLOW_EXPERIMENT_NAME`, else `sertool-<store dir>`.
+    """One experiment per feature store: `sertool-<store dir>`.
 
     The conventional `./store` would name every project `sertool-store`, so for a store directory
     literally called `store` the project directory's name is used instead.
     """
-    env = os.environ.get(EXPERIMENT_ENV)
-    if env:
-        return env
     root = Path(store_root if store_root is not None else "store").resolve()
     name = root.parent.name if root.name == "store" and root.parent.name else root.name
     return f"sertool-{name or 'default'}"

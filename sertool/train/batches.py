@@ -207,8 +207,12 @@ def read_frames(
 
 
 def make_loader(dataset: StoreBatches, sampler: PlanSampler, *, num_workers: int, prefetch: int,
-                pin_memory: bool, persistent: bool = False):
-    """A DataLoader over planned batches: worker processes read ahead while the model trains."""
+                pin_memory: bool, persistent: bool = False, generator: "torch.Generator | None" = None):
+    """A DataLoader over planned batches: worker processes read ahead while the model trains.
+
+    `generator` seeds the workers; with one of its own, creating an iterator never draws from the global
+    RNG (which the model's dropout uses), so a resumed run computes what an uninterrupted one does.
+    """
     from torch.utils.data import DataLoader
 
     kwargs: dict[str, Any] = {}
@@ -216,7 +220,7 @@ def make_loader(dataset: StoreBatches, sampler: PlanSampler, *, num_workers: int
         kwargs.update(prefetch_factor=prefetch, persistent_workers=persistent,
                       multiprocessing_context=_mp_context())
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
-                      collate_fn=_identity, **kwargs)
+                      collate_fn=_identity, generator=generator, **kwargs)
 
 
 def _identity(x: Batch) -> Batch:

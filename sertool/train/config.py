@@ -9,31 +9,37 @@ recipe and flags happens on the raw values before the config is built (see `reci
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from ..errors import InvalidOption
+from ..metrics import SELECT_CHOICES
+
 STAGES = ("pretrain", "task1", "task2")
-SELECT = ("f1", "ccc", "ccc_arousal", "ccc_valence", "ccc_dominance")
 POOLING = ("asp", "mean")
 DEVICES = ("cpu", "cuda")
 PAPER_ENCODERS = ("whisper", "wavlm", "roberta")
 
-# Per-stage defaults for the fields a stage changes (DESIGN.md §1, issue 4 item 4).
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
     "pretrain": {"lr": 2e-5, "epochs": 50, "alpha": 0.5, "beta": 0.5},
     "task1": {"lr": 1e-5, "epochs": 50, "alpha": 0.0, "beta": 1.0},
     "task2": {"lr": 5e-6, "epochs": 30, "alpha": 1.0, "beta": 0.0},
 }
+"""Per-stage defaults of the fields a stage changes (DESIGN.md §1); the CLI's help is written from these."""
 
 
-class ConfigError(ValueError):
+def stage_defaults_text(name: str) -> str:
+    """`0.5; task1 0; task2 1`: a field's stage defaults as help text shows them."""
+    first, *rest = STAGES
+    return "; ".join([f"{STAGE_DEFAULTS[first][name]:g}", *(f"{s} {STAGE_DEFAULTS[s][name]:g}" for s in rest)])
+
+
+class ConfigError(InvalidOption):
     """A value no training run can use; `field` names the option so recipes can point at it."""
 
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        self.message = message
-        super().__init__(f"{field}: {message}")
+    @property
+    def field(self) -> str:
+        return self.option
 
 
 @dataclass
@@ -135,7 +141,7 @@ class TrainConfig:
         need(self.pooling in POOLING, "pooling", f"{self.pooling!r} is not one of {', '.join(POOLING)}")
         need(len(self.encoders) >= 1, "encoders", "name at least one encoder")
         need(len(set(self.encoders)) == len(self.encoders), "encoders", "an encoder is named twice")
-        need(self.select in SELECT, "select", f"{self.select!r} is not one of {', '.join(SELECT)}")
+        need(self.select in SELECT_CHOICES, "select", f"{self.select!r} is not one of {', '.join(SELECT_CHOICES)}")
         need(self.device is None or self.device in DEVICES, "device", f"{self.device!r} is not one of cpu, cuda")
         need(self.num_workers >= 0, "num_workers", "must be >= 0")
         need(self.prefetch >= 1, "prefetch", "must be >= 1")
@@ -151,17 +157,10 @@ class TrainConfig:
         d["encoders"] = list(self.encoders)
         return d
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
-
-    def with_(self, **changes: Any) -> "TrainConfig":
-        """A copy with some fields changed (re-validated)."""
-        return replace(self, **changes)
 
     @property
     def run_label(self) -> str:
@@ -177,19 +176,3 @@ class TrainConfig:
 def field_names() -> list[str]:
     """Every option a recipe or flag may set."""
     return [f.name for f in fields(TrainConfig)]
-
-
-def field_docs() -> dict[str, str]:
-    """Docstring of each field (read from the source), used for CLI help and experiments/README."""
-    import ast
-    import inspect
-
-    tree = ast.parse(inspect.getsource(TrainConfig))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for a, b in zip(body, body[1:]):
-        if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name):
-            if isinstance(b, ast.Expr) and isinstance(getattr(b, "value", None), ast.Constant):
-                docs[a.target.id] = str(b.value.value)
-    return docs
-

@@ -1,13 +1,14 @@
 """Running the same training command under `torchrun`: DDP when WORLD_SIZE > 1, nothing otherwise.
 
-torchrun sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; we only read them. gloo on
-CPU, nccl on cuda. Rank 0 does everything that writes (MLflow, checkpoints) and evaluates.
+Which rank this is comes from `sertool.launch`. gloo on CPU, nccl on cuda. Rank 0 alone evaluates and
+writes (the tracker hands the other ranks a logger that logs nothing).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+
+from .. import launch
 
 
 @dataclass(frozen=True)
@@ -27,22 +28,15 @@ class DistInfo:
         return self.rank == 0
 
 
-def from_env() -> DistInfo:
-    """The rank layout torchrun gave this process (rank 0 of 1 when run plainly)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    return DistInfo(rank=rank, world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
-
-
 def init(device: str) -> DistInfo:
     """Join the process group if torchrun started several processes."""
-    info = from_env()
-    if not info.enabled:
-        return info
+    info = launch.from_env()
+    if not info.distributed:
+        return DistInfo()
     import torch.distributed as dist
 
     if dist.is_initialized():
-        return info
+        return DistInfo(info.rank, info.world, info.local_rank)
     backend = "nccl" if device == "cuda" else "gloo"
     if device == "cuda":
         import torch

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInput, SertoolError
+from ..errors import BadInput, InvalidOption, SertoolError
 from .config import ConfigError, TrainConfig, field_names
 
 SWEEP_KEYS = ("grid", "exclude", "runs", "name")
@@ -193,10 +193,7 @@ def resolve_config(
         merged.update(recipe.base)
     merged.update(child or {})
     for k, v in given.items():
-        try:
-            merged[k] = coerce(k, v)
-        except ConfigError as e:
-            raise SertoolError(f"--{k.replace('_', '-')}: {e.message}") from None
+        merged[k] = coerce(k, v)  # a ConfigError names the option; the CLI shows it as its flag
     if merged.get("init_from") and resolve_init is not None:
         run_id, arch = resolve_init(merged["init_from"])
         merged = {**arch, **merged, "init_from": run_id}
@@ -206,7 +203,7 @@ def resolve_config(
         if recipe is not None and recipe.path is not None and e.field not in given:
             text = recipe.path.read_text(encoding="utf-8")
             raise BadInput(recipe.path, e.message, row=_line_of(text, e.field), field=e.field) from None
-        raise SertoolError(f"--{e.field.replace('_', '-')}: {e.message}") from None
+        raise
 
 
 def parse_set(items: list[str] | None) -> dict[str, Any]:
@@ -214,7 +211,7 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
-            raise SertoolError(f"--set {item!r}: expected KEY=VALUE")
+            raise InvalidOption("set", f"{item!r}: expected KEY=VALUE")
         key, raw = item.split("=", 1)
         try:
             value = tomllib.loads(f"v = {raw}")["v"]

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..errors import InvalidOption, SertoolError
 from ..store.layout import StoreLayout
-from . import distributed
+from ..tracking.names import RECIPE_DIR, RECIPE_TAG, SWEEP_SUMMARY
 from .config import TrainConfig
 from .recipes import Recipe, resolve_config
 
@@ -21,9 +22,6 @@ if TYPE_CHECKING:
 
     from ..tracking.tracker import Tracker
     from .loop import TrainResult
-
-RECIPE_TAG = "sertool.recipe"
-
 
 @dataclass
 class SweepResult:
@@ -49,53 +47,41 @@ class SweepResult:
 def plan_sweep(recipe: Recipe, overrides: dict[str, Any] | None = None, resolve_init=None) -> list[TrainConfig]:
     """Every child's resolved config, in grid order (raises on the first invalid one)."""
     if not recipe.children:
-        from ..errors import SertoolError
-
         raise SertoolError(f"{recipe.path}: has no [sweep] table; run it with `sertool train --recipe`")
     given = {k for k, v in (overrides or {}).items() if v is not None}
     clash = sorted(given & set(recipe.swept_keys))
     if clash:
-        from ..errors import SertoolError
-
-        raise SertoolError(f"--{clash[0].replace('_', '-')}: the recipe's sweep varies it; edit the grid instead")
+        raise InvalidOption(clash[0], "the recipe's sweep varies it; edit the grid instead")
     return [resolve_config(recipe, overrides, child, resolve_init) for child in recipe.children]
 
 
 def run_sweep(
     recipe: Recipe,
     layout: StoreLayout,
+    tracker: "Tracker",
     *,
     overrides: dict[str, Any] | None = None,
-    tracker: "Tracker | None" = None,
     console: "Console | None" = None,
 ) -> SweepResult:
     """Train every grid point of `recipe` as a child run of one parent `sweep` run."""
-    from ..tracking.tracker import NullRunLogger, Tracker
-    from .loop import init_resolver, train
+    from .runs import init_resolver, train
 
     experiment = (overrides or {}).get("experiment") or recipe.base.get("experiment")
-    main = distributed.from_env().is_main
-    if tracker is None:
-        tracker = Tracker(experiment=experiment, store_root=layout.root)
     configs = plan_sweep(recipe, overrides, init_resolver(tracker, experiment))
     result = SweepResult(None, recipe.swept_keys)
-    parent = (
-        tracker.start("sweep", experiment=experiment, run_name=recipe.sweep_name,
-                      tags={RECIPE_TAG: str(recipe.path) if recipe.path else None})
-        if main else NullRunLogger()
-    )
-    with parent:
+    with tracker.start("sweep", experiment=experiment, run_name=recipe.sweep_name,
+                       tags={RECIPE_TAG: str(recipe.path) if recipe.path else None}) as parent:
         result.parent_run_id = parent.run_id
         parent.log_params({"sweep.children": len(configs), "sweep.swept": ",".join(recipe.swept_keys),
                            **{f"recipe.{k}": v for k, v in recipe.base.items()}})
         if recipe.path is not None:
-            parent.log_artifact(recipe.path, "recipe")
+            parent.log_artifact(recipe.path, RECIPE_DIR)
         for i, (child, config) in enumerate(zip(recipe.children, configs), start=1):
-            if console is not None and main:
+            if console is not None and parent.run_id is not None:
                 shown = ", ".join(f"{k}={v}" for k, v in child.items()) or "base"
-                console.print(f"[bold]sweep {recipe.sweep_name}[/]: run {i}/{len(configs)} ({shown})")
-            res = train(config, layout, tracker=tracker, parent_run_id=parent.run_id, console=console)
+                console.print(f"[bold]sweep {recipe.sweep_name}[/]: run {i}/{len(configs)} ({shown})", markup=True)
+            res = train(config, layout, tracker, parent_run_id=parent.run_id, console=console)
             result.children.append((child, res))
-        if main and result.children:
-            parent.log_table(result.summary(), "sweep_summary.csv")
+        if result.children:
+            parent.log_table(result.summary(), SWEEP_SUMMARY)
     return result

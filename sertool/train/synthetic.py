@@ -52,11 +52,12 @@ def _record(name: str, dim: int) -> EncoderRecord:
     )
 
 
-def write_frame_store(root: str | Path, spec: FrameSpec = FrameSpec()) -> StoreLayout:
-    """Create a store at `root` with clips, consensus labels and frames as `spec` says."""
+def write_frame_store(root: str | Path, spec: FrameSpec = FrameSpec(), catalog: str | Path | None = None) -> StoreLayout:
+    """Create a store at `root` (its catalog at `catalog`, for arrays on a remote filesystem) with clips,
+    consensus labels and frames as `spec` says."""
     from ..store.embeddings import EmbeddingStore
 
-    layout = StoreLayout.at(root)
+    layout = StoreLayout.at(root, catalog)
     rng = np.random.default_rng(spec.seed)
     n_cls = len(CLASSES)
     # Class -> typical (arousal, valence, dominance): spread so the attributes carry class information too.

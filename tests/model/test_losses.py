@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sertool.labels import CLASSES, IGNORE_INDEX
+from sertool.labels import IGNORE_INDEX
 from sertool.model.losses import MultiTaskLoss, class_weights, cross_entropy, gaussian_mse, mse
 
 LOGITS = torch.tensor([[2.0, 0.5, -1.0, 0, 0, 0, 0, 0], [0.1, 0.2, 3.0, 0, 0, 0, 0, 1.0], [1.0, 1, 1, 1, 1, 1, 1, 1]])

@@ -45,9 +45,7 @@ def s3():
 def stores(s3, tmp_path_factory):
     """The same synthetic frame store twice: arrays on S3 (catalog local), and all local."""
     base = tmp_path_factory.mktemp("remote")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SERTOOL_CATALOG", str(base / "team" / "catalog.duckdb"))
-        remote = write_frame_store(f"s3://{BUCKET}/store", SPEC)
+    remote = write_frame_store(f"s3://{BUCKET}/store", SPEC, catalog=base / "team" / "catalog.duckdb")
     local = write_frame_store(base / "local", SPEC)
     return remote, local
 
@@ -102,8 +100,7 @@ def test_merge_segments_into_an_s3_store(s3, tmp_path, monkeypatch):
     """Shard workers write local segments; merging copies their frames into the remote arrays."""
     from sertool.store.segments import PartSpec, merge_segments, seed_segment, segment_layout
 
-    monkeypatch.setenv("SERTOOL_CATALOG", str(tmp_path / "cat" / "catalog.duckdb"))
-    layout = StoreLayout.at(f"s3://{BUCKET}/merged")
+    layout = StoreLayout.at(f"s3://{BUCKET}/merged", tmp_path / "cat" / "catalog.duckdb")
     with Catalog(layout.catalog) as cat, cat.transaction():
         cat.execute("INSERT INTO corpora VALUES ('c', '/x', 'wav', now())")
         for i in range(6):

@@ -156,17 +156,16 @@ def test_missing_store_and_experiment_are_not_found(tmp_path, store_uri):
 
 
 def test_default_uri_and_experiment_name(tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     assert default_tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/experiments/mlflow.db"
     monkeypatch.chdir(tmp_path)
     assert resolve_tracking_uri() == default_tracking_uri(tmp_path)
+    assert resolve_tracking_uri("http://tracking.example:5000") == "http://tracking.example:5000"
+    # the library takes values; only the CLI reads MLFLOW_TRACKING_URI / MLFLOW_EXPERIMENT_NAME
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
-    assert resolve_tracking_uri() == "http://tracking.example:5000"
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "mine")
+    assert resolve_tracking_uri() == default_tracking_uri(tmp_path)
     assert default_experiment_name(tmp_path / "store") == f"sertool-{tmp_path.name}"
     assert default_experiment_name(tmp_path / "podcast-v1.12") == "sertool-podcast-v1.12"
-    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "mine")
-    assert default_experiment_name(tmp_path / "store") == "mine"
     assert predictions_path("Test3") == "predictions/Test3.csv"
 
 

@@ -61,7 +61,7 @@ def tracker(tracking_uri):
 def tiny_run(frame_store, tracker):
     """One multi-task pre-training run (with a data-loader worker, as in real use)."""
     from sertool.train.config import TrainConfig
-    from sertool.train.loop import train
+    from sertool.train.runs import train
 
     config = TrainConfig(**{**TINY, "num_workers": 1})
     return train(config, frame_store, tracker=tracker)

@@ -20,7 +20,7 @@ def test_pipeline_embeddings_train_clearly_above_chance(tmp_path, tracker, tiny)
     from sertool.jobs.embed import EmbedConfig, embed_store
     from sertool.store.layout import StoreLayout
     from sertool.train.config import TrainConfig
-    from sertool.train.loop import train
+    from sertool.train.runs import train
 
     layout = StoreLayout.at(tmp_path / "store")
     corpus = write_synthetic_corpus(tmp_path / "corpus", n_clips=300, seed=0)

@@ -3,11 +3,11 @@ itself exactly with the same seed, and a sweep makes one parent with its childre
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -19,7 +19,7 @@ from sertool.tracking.names import INIT_FROM_TAG, KIND_TAG, PARENT_TAG, STAGE_TA
 from sertool.train.checkpoint import load_checkpoint
 from sertool.train.config import TrainConfig
 from sertool.train.data import load_training_data
-from sertool.train.loop import init_resolver, train
+from sertool.train.runs import init_resolver, train
 from sertool.train.recipes import resolve_config
 
 
@@ -130,7 +130,7 @@ def test_same_seed_same_metrics(frame_store, tracker, tiny):
     b = train(config, frame_store, tracker=tracker)
     assert [e.dev for e in a.history] == [e.dev for e in b.history]
     assert [e.loss for e in a.history] == [e.loss for e in b.history]
-    c = train(config.with_(seed=1), frame_store, tracker=tracker)
+    c = train(dataclasses.replace(config, seed=1), frame_store, tracker=tracker)
     assert [e.loss for e in c.history] != [e.loss for e in a.history]
 
 

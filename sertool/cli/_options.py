@@ -1,0 +1,85 @@
+"""Options shared by several commands, declared once (the `hf` CLI's `_cli_utils` style): `Annotated`
+aliases and one enum per choice. Commands use these and never redeclare them.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Preset(str, Enum):
+    paper = "paper"
+    tiny = "tiny"
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class Stage(str, Enum):
+    pretrain = "pretrain"
+    task1 = "task1"
+    task2 = "task2"
+
+
+class Pooling(str, Enum):
+    asp = "asp"
+    mean = "mean"
+
+
+class Select(str, Enum):
+    f1 = "f1"
+    ccc = "ccc"
+    ccc_arousal = "ccc_arousal"
+    ccc_valence = "ccc_valence"
+    ccc_dominance = "ccc_dominance"
+
+
+class Method(str, Enum):
+    topk = "topk"
+    greedy = "greedy"
+
+
+class RunKind(str, Enum):
+    train = "train"
+    sweep = "sweep"
+    ensemble = "ensemble"
+
+
+class SplitBy(str, Enum):
+    speaker = "speaker"
+    clip = "clip"
+
+
+ExperimentOpt = Annotated[
+    Optional[str],
+    typer.Option("--experiment", "-e", envvar="MLFLOW_EXPERIMENT_NAME",
+                 help="MLflow experiment. (default: one per store)", show_default=False),
+]
+DeviceOpt = Annotated[Device, typer.Option("--device", help="cpu or cuda (bf16/fp16 autocast on cuda).")]
+PresetOpt = Annotated[
+    Preset, typer.Option("--preset", help="Model weights: paper (the real checkpoints) or tiny (offline, random "
+                         "weights: tests and the demo).")
+]
+ModelDirOpt = Annotated[
+    Optional[Path],
+    typer.Option("--model-dir", help="Load the paper checkpoints from DIR/<model> instead of the Hugging Face cache.",
+                 show_default=False),
+]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+
+
+def names(value: str | None) -> tuple[str, ...]:
+    """A comma-separated option (`whisper,wavlm`) as a tuple of names."""
+    return tuple(n.strip() for n in (value or "").split(",") if n.strip())

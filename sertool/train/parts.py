@@ -1,0 +1,208 @@
+"""The typed parts of a training run, built once: where batches come from (`Feeds`) and the model with
+everything that steps it (`Trainee`). The loop only uses them; resuming restores their state.
+
+Building order matters for reproducibility: the data is read first, then the seed is set, then the
+model is built (its initial weights are the seed's first draws), so the same seed gives the same model.
+Loaders draw their worker seeds from generators of their own, never from the global RNG, so whether
+and when workers start cannot change what the model computes.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import InvalidOption, NotFound
+from ..store.catalog import Catalog
+from ..store.layout import StoreLayout
+from .batches import PlanSampler, StoreBatches, make_loader, open_reader, per_rank_batch, plan_epoch, plan_eval
+from .checkpoint import CheckpointInfo, check_compatible
+from .config import TrainConfig
+from .data import SplitData, TrainingData, load_training_data
+from .distributed import DistInfo
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..model.fusion import FusionModel
+    from ..model.losses import MultiTaskLoss
+    from ..store.embeddings import EmbeddingReader
+
+ARCH_FIELDS = ("proj_dim", "lstm_hidden", "lstm_layers", "pooling", "pooled_norm")
+"""The config fields that shape the model: a fine-tune must match its checkpoint on these."""
+
+
+@dataclass(frozen=True)
+class InitCheckpoint:
+    """A logged checkpoint a fine-tune starts from (downloaded by the caller)."""
+
+    weights: Path
+    info: CheckpointInfo
+    source: str
+    """How messages name it (`--init-from RUN`)."""
+
+
+def resolve_device(config: TrainConfig) -> str:
+    import torch
+
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise InvalidOption("device", "cuda: no CUDA device is available")
+    return config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _generator(seed: int) -> "torch.Generator":
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
+FRAMES_DTYPE = "float16"
+"""Batches carry the store's own dtype on every device: half the bytes to build, to pass from loader
+workers, to pin and to copy. The model upcasts (exactly) where it computes."""
+
+
+@dataclass
+class Feeds:
+    """Where a run's batches come from: the catalog's view of the data and the loaders over the store."""
+
+    config: TrainConfig
+    data: TrainingData
+    reader: "EmbeddingReader"
+    device: str
+    sampler: PlanSampler
+    """The training sample: `set_epoch(e)` plans epoch e from (seed, e) alone."""
+    train_loader: Any
+    dev_loader: Any | None
+    """Development is read every epoch (rank 0 only): its workers stay."""
+
+    def eval_loader(self, split: SplitData, *, persistent: bool = False):
+        """Batches of a split's clean frames, grouped by length (less padding); the same every epoch."""
+        import torch
+
+        if split is self.data.dev and self.dev_loader is not None:
+            return self.dev_loader
+        lengths = _eval_lengths(self.reader, split, list(self.data.encoders))
+        plan = plan_eval(split, self.config.batch_size, lengths)
+        return make_loader(StoreBatches(self.reader, self.data.encoders, split, getattr(torch, FRAMES_DTYPE)),
+                           PlanSampler(lambda _epoch: plan), num_workers=min(self.config.num_workers, len(plan)),
+                           prefetch=self.config.prefetch, pin_memory=self.device == "cuda", persistent=persistent,
+                           generator=_generator(self.config.seed))
+
+
+def _eval_lengths(reader: "EmbeddingReader", split: SplitData, encoders: list[str]) -> list[int]:
+    """Frames per clip of its longest encoder sequence, to batch evaluation by length (less padding)."""
+    if len(split) == 0:
+        return []
+    return np.max([reader.index(e, "clean").locate(split.clip_ids)[1] for e in encoders], axis=0).tolist()
+
+
+def build_feeds(config: TrainConfig, layout: StoreLayout, device: str, dist: DistInfo) -> Feeds:
+    import torch
+
+    with Catalog(layout.catalog, read_only=True) as catalog:
+        data = load_training_data(catalog, config.encoders, config.splits)
+        reader = open_reader(layout, data.encoders, [data.train] if config.augment else [], catalog=catalog)
+    sampler = PlanSampler(lambda epoch: plan_epoch(
+        data.train, samples_per_epoch=config.samples_per_epoch, batch_size=per_rank_batch(config.batch_size, dist.world),
+        seed=config.seed, epoch=epoch, augment=config.augment, rank=dist.rank, world=dist.world,
+    ))
+    train_loader = make_loader(StoreBatches(reader, data.encoders, data.train, getattr(torch, FRAMES_DTYPE)), sampler,
+                               num_workers=config.num_workers, prefetch=config.prefetch,
+                               pin_memory=device == "cuda", persistent=True, generator=_generator(config.seed))
+    feeds = Feeds(config, data, reader, device, sampler, train_loader, None)
+    if dist.is_main:
+        feeds.dev_loader = feeds.eval_loader(data.dev, persistent=True)
+    return feeds
+
+
+@dataclass
+class Trainee:
+    """The model under training and everything that steps it."""
+
+    module: "FusionModel"
+    """The model itself (what checkpoints save)."""
+    model: Any
+    """What the loop calls: the module, DDP-wrapped under torchrun."""
+    loss: "MultiTaskLoss"
+    loss_cpu: "MultiTaskLoss"
+    """The same loss on CPU, for dev/test figures from numpy predictions."""
+    optimizer: Any
+    scheduler: Any
+    autocast: Any
+    scaler: Any
+
+    def weights(self) -> dict[str, Any]:
+        """A CPU copy of the model's weights (the best epoch's are kept this way)."""
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()}
+
+    def state(self) -> dict[str, Any]:
+        """Everything that moves during training, as tensors and plain values (see `train.resume`)."""
+        return {
+            "model": self.weights(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
+
+
+def build_trainee(config: TrainConfig, feeds: Feeds, device: str, dist: DistInfo,
+                  init: InitCheckpoint | None = None) -> Trainee:
+    import torch
+
+    from ..model.fusion import FusionConfig, FusionModel
+    from ..model.losses import MultiTaskLoss, class_weights
+    from ..model.precision import autocast
+    from .schedule import warmup_cosine
+
+    data = feeds.data
+    seed_everything(config.seed)
+    fusion = FusionConfig(
+        encoders={n: e.dim for n, e in data.encoders.items()}, proj_dim=config.proj_dim,
+        lstm_hidden=config.lstm_hidden, lstm_layers=config.lstm_layers, pooling=config.pooling,
+        pooled_norm=config.pooled_norm,
+    )
+    module = FusionModel(fusion)
+    if init is not None:
+        check_compatible(init.info, data.encoder_meta(), {k: getattr(config, k) for k in ARCH_FIELDS}, init.source)
+        from safetensors.torch import load_file
+
+        module.load_state_dict(load_file(str(init.weights), device="cpu"))
+    module.to(device)
+    model = module
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model = DDP(module, device_ids=[dist.local_rank] if device == "cuda" else None)
+    weights = None
+    if config.beta > 0:
+        if not any(data.class_counts):
+            raise NotFound(f"no {data.train.name} clip has one of the 8 task classes: beta > 0 has nothing to learn")
+        if config.class_weights:
+            weights = class_weights(data.class_counts)
+    loss_cpu = MultiTaskLoss(config.alpha, config.beta, class_weights=weights, gaussian_sigma=config.gaussian_sigma)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = warmup_cosine(optimizer, steps_per_epoch=len(feeds.sampler), epochs=config.epochs,
+                              warmup_epochs=config.warmup_epochs, min_lr=config.min_lr)
+    context, scaler = autocast(device, training=True)
+    return Trainee(module, model, copy.deepcopy(loss_cpu).to(device), loss_cpu, optimizer, scheduler, context, scaler)
