@@ -36,7 +36,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sertool.store.catalog import Catalog  # noqa: E402
-from sertool.store.embeddings import EmbeddingStore, pad_batch  # noqa: E402
+from sertool.store.embeddings import EmbeddingStore  # noqa: E402
+from sertool.store.reader import pad_batch  # noqa: E402
 from sertool.store.layout import StoreLayout  # noqa: E402
 from sertool.store.records import EncoderRecord  # noqa: E402
 

@@ -56,16 +56,18 @@ def predict(
 
 
 def _csv(rows: list[dict]) -> str:
+    from ..labels import ATTRIBUTES
+
     buf = io.StringIO()
     probs = list(rows[0]["probabilities"])
     cols = ["file", "window", "start_s", "end_s", "transcript", "pred_class", *(f"p_{c}" for c in probs),
-            "arousal", "valence", "dominance"]
+            *ATTRIBUTES]
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
     for r in rows:
         w.writerow([r["file"], r["window"], r["start_s"], r["end_s"], r["transcript"] or "", r["pred_class"],
                     *(f"{r['probabilities'][c]:.6f}" for c in probs),
-                    *(f"{r[a]:.6f}" for a in ("arousal", "valence", "dominance"))])
+                    *(f"{r[a]:.6f}" for a in ATTRIBUTES)])
     return buf.getvalue()
 
 

@@ -15,20 +15,19 @@ half-ingested catalog. Errors name the file, the 1-based line (header = line 1) 
 
 from __future__ import annotations
 
-import csv
 import difflib
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadInput
-from ..labels import UnknownClass, agreement, check_attribute, class_code, derive_consensus
+from ..labels import agreement, derive_consensus
+from .csv_rows import AUDIO_DIR, CsvFile, clip_id_cell, emotion_cell, rating_cell, required_cell
 from ..store.records import ClipRecord, CorpusRecords, LabelRecord, SkippedRecord, VoteRecord
 
-AUDIO_DIR = "Audios"
 TRANSCRIPT_DIR = "Transcripts"
 CONSENSUS_FILE = "Labels/labels_consensus.csv"
 DETAILED_FILE = "Labels/labels_detailed.csv"
@@ -40,98 +39,6 @@ CORPUS_SPLITS = ("Train", "Development", "Test1", "Test2", "Test3")
 UNLABELLED_SPLIT = "Test3"
 
 _ATTR_PREFIX = re.compile(r"([AVDavd])\s*:\s*(.*)")
-
-
-# -- CSV plumbing -----------------------------------------------------------------------------------
-class _CsvFile:
-    """A label CSV read row by row, with 1-based line numbers and column checks that name the file."""
-
-    def __init__(self, path: Path, shown: str) -> None:
-        self.path, self.shown = path, shown
-        try:
-            self._fh = path.open(newline="", encoding="utf-8-sig")
-        except OSError as e:
-            raise BadInput(shown, f"cannot read: {e.strerror or e}") from None
-        self._reader = csv.reader(self._fh)
-        try:
-            header = next(self._reader, None)
-        except UnicodeDecodeError:
-            self._fh.close()
-            raise BadInput(shown, "not UTF-8 text", row=1) from None
-        except csv.Error as e:
-            self._fh.close()
-            raise BadInput(shown, f"unreadable header: {e}", row=1) from None
-        if not header or not any(h.strip() for h in header):
-            self._fh.close()
-            raise BadInput(shown, "empty file (expected a header line)", row=1)
-        self.header = [h.strip() for h in header]
-        self.index = {h: i for i, h in enumerate(self.header)}
-
-    def require(self, columns: Sequence[str]) -> None:
-        for col in columns:
-            if col not in self.index:
-                near = difflib.get_close_matches(col, self.header, n=1)
-                hint = f" (found {near[0]!r}: misspelled?)" if near else f" (header: {','.join(self.header)})"
-                self._fh.close()
-                raise BadInput(self.shown, f"missing column{hint}", row=1, field=col)
-
-    def close(self) -> None:
-        self._fh.close()
-
-    def rows(self) -> Iterator[tuple[int, list[str]]]:
-        """(line number, cells) for every non-blank data row."""
-        try:
-            for cells in self._reader:
-                if not cells or not any(c.strip() for c in cells):
-                    continue
-                yield self._reader.line_num, cells
-        except UnicodeDecodeError:
-            raise BadInput(self.shown, "not UTF-8 text", row=self._reader.line_num + 1) from None
-        except csv.Error as e:
-            raise BadInput(self.shown, f"malformed CSV: {e}", row=self._reader.line_num) from None
-        finally:
-            self._fh.close()
-
-    def cell(self, cells: list[str], col: str) -> str:
-        i = self.index[col]
-        return cells[i].strip() if i < len(cells) else ""
-
-
-def _required(f: _CsvFile, line: int, col: str, value: str) -> str:
-    if not value:
-        raise BadInput(f.shown, "missing value", row=line, field=col)
-    return value
-
-
-def _rating(shown: str, line: int, col: str, value: str) -> float | None:
-    if not value:
-        return None
-    try:
-        x = float(value)
-    except ValueError:
-        raise BadInput(shown, f"not a number: {value!r}", row=line, field=col) from None
-    try:
-        return check_attribute(x)
-    except ValueError as e:
-        raise BadInput(shown, str(e), row=line, field=col) from None
-
-
-def _emotion(shown: str, line: int, col: str, value: str, *, allow_x: bool) -> str:
-    try:
-        return class_code(value, allow_x=allow_x)
-    except UnknownClass as e:
-        raise BadInput(shown, str(e), row=line, field=col) from None
-
-
-def _clip_id(shown: str, line: int, col: str, file_name: str) -> str:
-    """clip_id = FileName without `.wav`; the name must stay inside the flat Audios/ folder."""
-    if not file_name:
-        raise BadInput(shown, "missing value", row=line, field=col)
-    if ".." in re.split(r"[\\/]", file_name) or file_name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", file_name):
-        raise BadInput(shown, f"{file_name!r} escapes the corpus folder", row=line, field=col)
-    if "/" in file_name or "\\" in file_name:
-        raise BadInput(shown, f"{file_name!r} must be a file name inside {AUDIO_DIR}/ (a flat folder)", row=line, field=col)
-    return file_name[:-4] if file_name.lower().endswith(".wav") else file_name
 
 
 # -- label files --------------------------------------------------------------------------------------
@@ -157,25 +64,25 @@ class _VoteRow:
 
 def read_consensus(path: Path, shown: str) -> dict[str, _ConsensusRow]:
     """labels_consensus.csv as clip_id -> row; a FileName listed twice is an error."""
-    f = _CsvFile(path, shown)
+    f = CsvFile(path, shown)
     f.require(CONSENSUS_COLUMNS)
     out: dict[str, _ConsensusRow] = {}
     for line, cells in f.rows():
         c = lambda col: f.cell(cells, col)  # noqa: E731
         name = c("FileName")
-        clip_id = _clip_id(shown, line, "FileName", name)
+        clip_id = clip_id_cell(shown, line, "FileName", name)
         if clip_id in out:
             raise BadInput(shown, f"duplicate FileName {name!r} (first on line {out[clip_id].line})", row=line, field="FileName")
-        split = _required(f, line, "Split_Set", c("Split_Set"))
+        split = required_cell(f, line, "Split_Set", c("Split_Set"))
         if split not in CORPUS_SPLITS:
             raise BadInput(shown, f"unknown split {split!r} (expected one of {', '.join(CORPUS_SPLITS)})", row=line, field="Split_Set")
         out[clip_id] = _ConsensusRow(
             line=line,
             file_name=name,
-            emotion=_emotion(shown, line, "EmoClass", _required(f, line, "EmoClass", c("EmoClass")), allow_x=True),
-            arousal=_rating(shown, line, "EmoAct", c("EmoAct")),
-            valence=_rating(shown, line, "EmoVal", c("EmoVal")),
-            dominance=_rating(shown, line, "EmoDom", c("EmoDom")),
+            emotion=emotion_cell(shown, line, "EmoClass", required_cell(f, line, "EmoClass", c("EmoClass")), allow_x=True),
+            arousal=rating_cell(shown, line, "EmoAct", c("EmoAct")),
+            valence=rating_cell(shown, line, "EmoVal", c("EmoVal")),
+            dominance=rating_cell(shown, line, "EmoDom", c("EmoDom")),
             speaker_id=c("SpkrID") or None,
             gender=c("Gender") or None,
             split=split,
@@ -210,7 +117,7 @@ def _parse_emo_detail(shown: str, line: int, clip_id: str, text: str) -> VoteRec
             key = m.group(1).upper()
             if key in ratings:
                 raise BadInput(shown, f"rating {key}: given twice in {text!r}", row=line, field="EmoDetail")
-            ratings[key] = _rating(shown, line, f"EmoDetail {key}", m.group(2).strip())
+            ratings[key] = rating_cell(shown, line, f"EmoDetail {key}", m.group(2).strip())
         elif i == 0:
             secondary = part or None
         else:
@@ -218,7 +125,7 @@ def _parse_emo_detail(shown: str, line: int, clip_id: str, text: str) -> VoteRec
     return VoteRecord(
         clip_id=clip_id,
         annotator_id=worker,
-        emotion=_emotion(shown, line, "EmoDetail", primary, allow_x=False),
+        emotion=emotion_cell(shown, line, "EmoDetail", primary, allow_x=False),
         secondary=secondary,
         arousal=ratings.get("A"),
         valence=ratings.get("V"),
@@ -228,7 +135,7 @@ def _parse_emo_detail(shown: str, line: int, clip_id: str, text: str) -> VoteRec
 
 def read_detailed(path: Path, shown: str) -> tuple[str, list[_VoteRow]]:
     """labels_detailed.csv in whichever release format its header shows, as votes in file order."""
-    f = _CsvFile(path, shown)
+    f = CsvFile(path, shown)
     fmt = detailed_format(f.header)
     if fmt == "unknown":
         f.require(["FileName"])
@@ -242,18 +149,18 @@ def read_detailed(path: Path, shown: str) -> tuple[str, list[_VoteRow]]:
     for line, cells in f.rows():
         c = lambda col: f.cell(cells, col)  # noqa: E731
         name = c("FileName")
-        clip_id = _clip_id(shown, line, "FileName", name)
+        clip_id = clip_id_cell(shown, line, "FileName", name)
         if fmt == "emodetail":
-            vote = _parse_emo_detail(shown, line, clip_id, _required(f, line, "EmoDetail", c("EmoDetail")))
+            vote = _parse_emo_detail(shown, line, clip_id, required_cell(f, line, "EmoDetail", c("EmoDetail")))
         else:
             vote = VoteRecord(
                 clip_id=clip_id,
-                annotator_id=_required(f, line, worker_col, c(worker_col)),
-                emotion=_emotion(shown, line, "EmoClass_Major", _required(f, line, "EmoClass_Major", c("EmoClass_Major")), allow_x=False),
+                annotator_id=required_cell(f, line, worker_col, c(worker_col)),
+                emotion=emotion_cell(shown, line, "EmoClass_Major", required_cell(f, line, "EmoClass_Major", c("EmoClass_Major")), allow_x=False),
                 secondary=c("EmoClass_Second") or None,
-                arousal=_rating(shown, line, "EmoAct", c("EmoAct")),
-                valence=_rating(shown, line, "EmoVal", c("EmoVal")),
-                dominance=_rating(shown, line, "EmoDom", c("EmoDom")),
+                arousal=rating_cell(shown, line, "EmoAct", c("EmoAct")),
+                valence=rating_cell(shown, line, "EmoVal", c("EmoVal")),
+                dominance=rating_cell(shown, line, "EmoDom", c("EmoDom")),
             )
         out.append(_VoteRow(line, name, vote))
     return fmt, out
@@ -287,15 +194,18 @@ def _probe(path: Path) -> AudioInfo | str:
 
 def read_headers(paths: Sequence[Path], *, progress: bool = True, threads: int = 8) -> list[AudioInfo | str]:
     """Probe many audio headers in parallel (I/O bound: network disks reward a few threads)."""
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        results = pool.map(_probe, paths)
-        if progress:
-            from rich.console import Console
-            from rich.progress import track
+    from rich.console import Console
 
-            results = track(results, total=len(paths), description="Reading audio headers",
-                            console=Console(stderr=True), transient=True)
-        return list(results)
+    from ..progress import progress_bar
+
+    out: list[AudioInfo | str] = []
+    with ThreadPoolExecutor(max_workers=threads) as pool, \
+            progress_bar(Console(stderr=True) if progress else None, unit="files", transient=True) as bar:
+        task = bar.add_task("reading audio headers", total=len(paths))
+        for result in pool.map(_probe, paths):
+            out.append(result)
+            bar.advance(task)
+    return out
 
 
 def read_transcript(path: Path) -> str | None:

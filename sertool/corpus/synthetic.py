@@ -55,7 +55,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..errors import SertoolError
-from ..labels import CLASS_NAMES, CLASSES, NO_AGREEMENT, class_code, plurality
+from ..labels import ATTRIBUTES, CLASS_NAMES, CLASSES, CONSENSUS_CODES, NO_AGREEMENT, class_code, plurality
 from .synthetic_speech import Voice, random_voice, render_speech, render_transcript
 
 CONSENSUS_HEADER = ("FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender",
@@ -100,7 +100,7 @@ SECONDARY = {
 N_KNOWN_SPEAKERS, N_DEV_SPEAKERS, N_TEST3_SPEAKERS = 12, 4, 3
 P_UNKNOWN_SPEAKER, TEST3_FRACTION = 0.12, 0.15
 WORKER_POOL = 40
-STEERED = ("A", "S", "H", "U", "F", "D", "C", "N", "O", "X")
+STEERED = CONSENSUS_CODES
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def consensus_of(votes: list[Vote]) -> Consensus:
     """The reader's rule (`labels.plurality`: a tie for the top is X); attributes = vote means, 4 decimals."""
     emotion = plurality([class_code(v.primary, allow_x=False) for v in votes])
     mean = [round(float(np.mean([getattr(v, a) for v in votes])), 4)
-            for a in ("arousal", "valence", "dominance")]
+            for a in ATTRIBUTES]
     return Consensus(emotion, *mean)
 
 

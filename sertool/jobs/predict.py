@@ -255,7 +255,7 @@ def predict_windows(loaded: _Loaded, weights: dict[str, dict[str, float]], piece
     import torch
 
     from ..ensemble.spec import blend
-    from ..store.embeddings import pad_batch
+    from ..store.reader import pad_batch
 
     inputs = {}
     for name, enc in loaded.encoders.items():

@@ -83,6 +83,8 @@ class TrainConfig:
     pooled_norm: bool = False
     """Standardise each encoder's pooled statistics across clips before the projection (not in the
     paper; the tiny preset's random-weight encoders need it to learn, see `FusionConfig.pooled_norm`)."""
+    dropout: float = 0.0
+    """Dropout on the projected encoder vectors and between LSTM layers (the paper uses none)."""
     encoders: tuple[str, ...] = PAPER_ENCODERS
     """Encoders (store names) whose frames feed the model, in this order."""
     splits: str = "corpus"
@@ -146,6 +148,7 @@ class TrainConfig:
         need(self.num_workers >= 0, "num_workers", "must be >= 0")
         need(self.prefetch >= 1, "prefetch", "must be >= 1")
         need(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0")
+        need(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
         if self.select == "f1":
             need(self.beta > 0, "select", "f1 selects on the classifier but beta is 0 (it is not trained)")
         else:

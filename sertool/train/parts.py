@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from ..model.fusion import FusionModel
     from ..model.losses import MultiTaskLoss
-    from ..store.embeddings import EmbeddingReader
+    from ..store.reader import EmbeddingReader
 
 ARCH_FIELDS = ("proj_dim", "lstm_hidden", "lstm_layers", "pooling", "pooled_norm")
 """The config fields that shape the model: a fine-tune must match its checkpoint on these."""
@@ -180,7 +180,7 @@ def build_trainee(config: TrainConfig, feeds: Feeds, device: str, dist: DistInfo
     fusion = FusionConfig(
         encoders={n: e.dim for n, e in data.encoders.items()}, proj_dim=config.proj_dim,
         lstm_hidden=config.lstm_hidden, lstm_layers=config.lstm_layers, pooling=config.pooling,
-        pooled_norm=config.pooled_norm,
+        pooled_norm=config.pooled_norm, dropout=config.dropout,
     )
     module = FusionModel(fusion)
     if init is not None:

@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # the kill test's child script, 
 import _append_loop as loop  # noqa: E402
 from sertool.errors import NotFound, StoreInUse, StoreMismatch  # noqa: E402
 from sertool.store.catalog import Catalog
-from sertool.store.embeddings import ArrayConfig, EmbeddingReader, EmbeddingStore
+from sertool.store.embeddings import ArrayConfig, EmbeddingStore
+from sertool.store.reader import EmbeddingReader
 from sertool.store.layout import StoreLayout
 from sertool.store.records import EncoderRecord
 from sertool.store.shards import ShardLayout, ShardReader
