@@ -12,7 +12,7 @@ from ._options import Device, DeviceOpt, ModelDirOpt, Preset, PresetOpt, names
 
 def embed(
     ctx: typer.Context,
-    preset: PresetOpt = Preset.tiny,
+    preset: PresetOpt = Preset.paper,
     encoders: Annotated[str, typer.Option(help="Comma-separated encoders.")] = "whisper,wavlm,roberta",
     layer: Annotated[Optional[int], typer.Option(help="Hidden layer to take (default: the last).")] = None,
     model_dir: ModelDirOpt = None,
