@@ -1,10 +1,13 @@
-"""Writing a corpus into the catalog: one transaction, idempotent, ASR transcripts kept, --skip-bad."""
+"""Writing a corpus into the catalog: one transaction, idempotent, ASR transcripts kept, --skip-bad, and
+re-ingests that would remove much refused without allow_shrink."""
+
+import shutil
 
 import pytest
 
 from msp_corpus_builders import CONSENSUS, TEST3, VOTES, dump_catalog, make_corpus
 from sertool.corpus.ingest import ingest_msp_podcast
-from sertool.errors import SertoolError
+from sertool.errors import SertoolError, ShrinkRefused
 from sertool.store.catalog import Catalog
 
 
@@ -110,4 +113,51 @@ def test_skips_recorded_by_embed_survive_reingest(tmp_path, corpus):
         c.execute("INSERT INTO skipped SELECT clip_id, corpus, path, 'decode failed' FROM clips WHERE split = 'Test1'")
     before = dump_catalog(cat)
     assert not ingest_msp_podcast(cat, corpus, progress=False).changed
+    assert dump_catalog(cat) == before
+
+
+def _smaller_corpus(root, keep: int):
+    """The corpus with only its first `keep` consensus clips (and their votes), audio of the rest gone."""
+    shutil.rmtree(root / "Audios")
+    kept = {r[0] for r in CONSENSUS[:keep]}
+    return make_corpus(root, consensus=CONSENSUS[:keep], votes=[v for v in VOTES if v[0] in kept], test3=[])
+
+
+def test_reingest_that_removes_much_asks_for_allow_shrink(tmp_path, corpus):
+    cat = tmp_path / "store" / "catalog.duckdb"
+    ingest_msp_podcast(cat, corpus, progress=False)
+    before = dump_catalog(cat)
+    _smaller_corpus(corpus, keep=2)
+    with pytest.raises(ShrinkRefused) as e:
+        ingest_msp_podcast(cat, corpus, progress=False)
+    assert e.value.removals == {"clips": (8, 10), "votes": (10, 15), "labels": (6, 8)}
+    assert "8 of its 10 clips rows" in str(e.value) and "--allow-shrink" in str(e.value)
+    assert dump_catalog(cat) == before  # nothing written
+    report = ingest_msp_podcast(cat, corpus, allow_shrink=True, progress=False)
+    assert report.changed and report.clips == 2
+    with Catalog(cat, read_only=True) as c:
+        assert (c.scalar("SELECT count(*) FROM clips"), c.scalar("SELECT count(*) FROM votes")) == (2, 5)
+
+
+def test_a_tenth_may_go_more_asks(tmp_path, corpus):
+    """The threshold: removing 10% of a table is a normal re-ingest, removing more is not."""
+    cat = tmp_path / "store" / "catalog.duckdb"
+    ingest_msp_podcast(cat, corpus, progress=False)  # 10 clips
+    (corpus / "Audios" / TEST3[0]).unlink()
+    assert ingest_msp_podcast(cat, corpus, progress=False).changed  # 1 of 10
+    (corpus / "Audios" / TEST3[1]).unlink()
+    with pytest.raises(ShrinkRefused, match=r"1 of its 9 clips rows \(11%\)"):
+        ingest_msp_podcast(cat, corpus, progress=False)
+
+
+def test_consensus_file_gone_asks_for_allow_shrink(tmp_path, corpus):
+    """Without labels_consensus.csv every clip would lose its split and its imported consensus (replaced
+    by one derived from votes): the label count stays, but the corpus's own labels would be lost."""
+    cat = tmp_path / "store" / "catalog.duckdb"
+    ingest_msp_podcast(cat, corpus, progress=False)
+    before = dump_catalog(cat)
+    (corpus / "Labels" / "labels_consensus.csv").unlink()
+    with pytest.raises(ShrinkRefused) as e:
+        ingest_msp_podcast(cat, corpus, progress=False)
+    assert e.value.removals == {"labels": (len(CONSENSUS), 8)}
     assert dump_catalog(cat) == before
