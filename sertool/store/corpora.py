@@ -10,6 +10,12 @@ on a disk that is not mounted (with `--skip-bad`), reads as a valid, smaller cor
 that would remove more than `SHRINK_SHARE` of the clips, votes or labels the catalog holds for the
 corpus is refused (`ShrinkRefused`, nothing written) unless `allow_shrink`. Only losses count: rows
 whose values change, and new rows, never ask.
+
+`skipped` rows are the corpus's too: those of `ingest --skip-bad` (the clip is absent from `clips`)
+and those `embed --skip-bad` recorded for a clip whose audio it could not read. The reader has just
+read every clip it returns (header, sample count, and for float wavs every sample), so a re-ingest
+drops every skip of the corpus and writes the reader's own: an embed skip of audio that reads again
+is stale, and its presence alone makes the re-ingest a change.
 """
 
 from __future__ import annotations
@@ -94,9 +100,8 @@ def write_corpus(catalog: Catalog, records: CorpusRecords, *, allow_shrink: bool
                 "labels": (f"SELECT {', '.join('l.' + c for c in LABEL_COLS)} FROM labels l "
                            "JOIN clips c USING (clip_id) WHERE c.corpus = $c",
                            f"SELECT {', '.join(LABEL_COLS)} FROM _in_labels"),
-                # only the skips ingest owns (clip absent from clips); `embed` records its own for present clips
-                "skipped": (f"SELECT {', '.join(SKIP_COLS)} FROM skipped WHERE corpus = $c "
-                            "AND clip_id NOT IN (SELECT clip_id FROM clips)",
+                # every skip of the corpus: one `embed` recorded for a clip the reader just read is stale
+                "skipped": (f"SELECT {', '.join(SKIP_COLS)} FROM skipped WHERE corpus = $c",
                             f"SELECT {', '.join(SKIP_COLS)} FROM _in_skipped"),
             }
             changed = any(
@@ -180,11 +185,9 @@ def _replace(catalog: Catalog, records: CorpusRecords) -> None:
     own = "SELECT clip_id FROM clips WHERE corpus = $c"
     catalog.execute(f"DELETE FROM votes WHERE clip_id IN ({own}) OR clip_id IN (SELECT clip_id FROM _in_votes)", corpus)
     catalog.execute(f"DELETE FROM labels WHERE clip_id IN ({own}) OR clip_id IN (SELECT clip_id FROM _in_labels)", corpus)
-    catalog.execute(
-        "DELETE FROM skipped WHERE (corpus = $c AND (clip_id NOT IN (SELECT clip_id FROM clips)"
-        " OR clip_id NOT IN (SELECT clip_id FROM _new_clips))) OR clip_id IN (SELECT clip_id FROM _in_skipped)",
-        corpus,
-    )
+    # every skip of the corpus goes (ingest's own are rewritten below; embed's are stale, see the module
+    # docstring), and so does any row the incoming skips would collide with
+    catalog.execute("DELETE FROM skipped WHERE corpus = $c OR clip_id IN (SELECT clip_id FROM _in_skipped)", corpus)
     catalog.execute("DELETE FROM clips WHERE corpus = $c", corpus)
     catalog.execute(f"INSERT INTO clips ({', '.join(CLIP_COLS)}) SELECT {', '.join(CLIP_COLS)} FROM _new_clips")
     catalog.execute(f"INSERT INTO votes ({', '.join(VOTE_COLS)}) SELECT {', '.join(VOTE_COLS)} FROM _in_votes")
