@@ -11,11 +11,14 @@ ROOT/Labels/labels_detailed.csv       one row per vote, in one of three release 
 ```
 The whole corpus is read and checked before anything is written, so bad input never leaves a
 half-ingested catalog. Errors name the file, the 1-based line (header = line 1) and the column.
+Anything that would silently lose or double-count labels (a label file with no rows, or one that is
+a directory; a column given twice; one annotator voting twice on a clip) is bad input.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -134,7 +137,12 @@ def _parse_emo_detail(shown: str, line: int, clip_id: str, text: str) -> VoteRec
 
 
 def read_detailed(path: Path, shown: str) -> tuple[str, list[_VoteRow]]:
-    """labels_detailed.csv in whichever release format its header shows, as votes in file order."""
+    """labels_detailed.csv in whichever release format its header shows, as votes in file order.
+
+    One annotator judges a clip once: a second vote by the same worker on the same clip (an exact
+    duplicate row included) would be counted twice in `n_annotators`, the agreement and the derived
+    consensus, so it is bad input, reported at the second occurrence.
+    """
     f = CsvFile(path, shown)
     fmt = detailed_format(f.header)
     if fmt == "unknown":
@@ -146,6 +154,7 @@ def read_detailed(path: Path, shown: str) -> tuple[str, list[_VoteRow]]:
     worker_col = {"workers": "Workers", "workerid": "WorkerID"}.get(fmt)
     f.require(["FileName", "EmoDetail"] if fmt == "emodetail" else ["FileName", worker_col, *WORKER_COLUMNS])
     out: list[_VoteRow] = []
+    first: dict[tuple[str, str], _VoteRow] = {}
     for line, cells in f.rows():
         c = lambda col: f.cell(cells, col)  # noqa: E731
         name = c("FileName")
@@ -162,7 +171,13 @@ def read_detailed(path: Path, shown: str) -> tuple[str, list[_VoteRow]]:
                 valence=rating_cell(shown, line, "EmoVal", c("EmoVal")),
                 dominance=rating_cell(shown, line, "EmoDom", c("EmoDom")),
             )
-        out.append(_VoteRow(line, name, vote))
+        row = _VoteRow(line, name, vote)
+        seen = first.setdefault((clip_id, vote.annotator_id), row)
+        if seen is not row:
+            what = (f"duplicate of line {seen.line}" if seen.vote == vote
+                    else f"{vote.annotator_id} already voted on {name} (line {seen.line})")
+            raise BadInput(shown, f"{what}: one vote per annotator and clip", row=line, field=worker_col or "EmoDetail")
+        out.append(row)
     return fmt, out
 
 
@@ -225,7 +240,7 @@ def check_layout(root: Path) -> None:
         raise BadInput(root, "not a directory")
     if not (root / AUDIO_DIR).is_dir():
         raise BadInput(root, f"not an MSP-Podcast corpus: no {AUDIO_DIR}/ folder")
-    if not (root / CONSENSUS_FILE).is_file() and not (root / DETAILED_FILE).is_file():
+    if not os.path.lexists(root / CONSENSUS_FILE) and not os.path.lexists(root / DETAILED_FILE):
         raise BadInput(root, f"not an MSP-Podcast corpus: neither {CONSENSUS_FILE} nor {DETAILED_FILE} exists")
 
 
@@ -247,9 +262,11 @@ def read_msp_podcast(
     corpus = name or root.resolve().name
     shown = lambda rel: str(root / rel)  # noqa: E731
 
-    consensus = read_consensus(root / CONSENSUS_FILE, shown(CONSENSUS_FILE)) if (root / CONSENSUS_FILE).is_file() else {}
+    # Anything at a label file's path is read: a directory or a broken link is refused when opened,
+    # never taken for "no such file", which would drop the corpus's labels.
+    consensus = read_consensus(root / CONSENSUS_FILE, shown(CONSENSUS_FILE)) if os.path.lexists(root / CONSENSUS_FILE) else {}
     fmt, vote_rows = ("none", [])
-    if (root / DETAILED_FILE).is_file():
+    if os.path.lexists(root / DETAILED_FILE):
         fmt, vote_rows = read_detailed(root / DETAILED_FILE, shown(DETAILED_FILE))
 
     # Which clips exist, and where each labelled one was first mentioned (for error messages).
