@@ -54,7 +54,11 @@ def msp_podcast(
     directory: Annotated[Path, typer.Argument(help="Corpus root holding Audios/, Labels/ and Transcripts/.")],
     name: NameOpt = None,
     skip_bad: Annotated[
-        bool, typer.Option("--skip-bad", help="Skip (and record) clips whose audio is missing or unreadable.")
+        bool, typer.Option("--skip-bad", help="Skip (and record) clips whose audio is missing, unreadable, empty, "
+                                              "non-finite, a link or a special file.")
+    ] = False,
+    follow_symlinks: Annotated[
+        bool, typer.Option("--follow-symlinks", help="Read symbolic links in the corpus folder (refused otherwise).")
     ] = False,
     allow_shrink: AllowShrinkOpt = False,
 ) -> None:
@@ -62,7 +66,7 @@ def msp_podcast(
     from ..corpus.ingest import ingest_msp_podcast
 
     report = ingest_msp_podcast(state(ctx).layout.catalog, directory, name=name, skip_bad=skip_bad,
-                                allow_shrink=allow_shrink, on_skip=_warn_skip)
+                                follow_symlinks=follow_symlinks, allow_shrink=allow_shrink, on_skip=_warn_skip)
     _print_report(report)
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import io
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..errors import BadInput
 from ..labels import UnknownClass, check_attribute, class_code
+from .safe_open import Refused, open_regular
 
 AUDIO_DIR = "Audios"
 
@@ -22,12 +24,15 @@ AUDIO_DIR = "Audios"
 class CsvFile:
     """A label CSV read row by row, with 1-based line numbers and column checks that name the file."""
 
-    def __init__(self, path: Path, shown: str) -> None:
-        self.path, self.shown = path, shown
+    def __init__(self, path: Path, shown: str, *, follow_symlinks: bool = False) -> None:
+        self.path, self.shown, self._follow = path, shown, follow_symlinks
         try:
-            self._fh = path.open(newline="", encoding="utf-8-sig")
+            raw = open_regular(path, follow_symlinks=follow_symlinks)
+        except Refused as e:
+            raise BadInput(shown, str(e)) from None
         except OSError as e:
             raise BadInput(shown, f"cannot read: {e.strerror or e}") from None
+        self._fh = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         self._reader = csv.reader(self._fh)
         try:
             header = next(self._reader, None)
@@ -65,7 +70,8 @@ class CsvFile:
         line the reader had reached (often the header), not where the bad bytes are; the file is read
         again as bytes, on this error path only, to find them.
         """
-        data = self.path.read_bytes()
+        with open_regular(self.path, follow_symlinks=self._follow) as fh:
+            data = fh.read()
         body = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
         try:
             body.decode("utf-8")

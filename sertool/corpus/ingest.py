@@ -83,18 +83,21 @@ def ingest_msp_podcast(
     *,
     name: str | None = None,
     skip_bad: bool = False,
+    follow_symlinks: bool = False,
     allow_shrink: bool = False,
     progress: bool = True,
     on_skip: Callable[[SkippedRecord], None] | None = None,
 ) -> IngestReport:
     """`sertool ingest msp-podcast`: read and validate the corpus at `root`, then write it in one transaction.
 
-    `allow_shrink` lets a re-ingest remove a large share of what the catalog holds for this corpus.
+    `follow_symlinks` reads symbolic links inside the corpus folder (refused otherwise); `allow_shrink`
+    lets a re-ingest remove a large share of what the catalog holds for this corpus.
     """
     from .msp_podcast import read_msp_podcast
 
     return ingest_records(
         catalog_path,
-        lambda: read_msp_podcast(root, name=name, skip_bad=skip_bad, progress=progress, on_skip=on_skip),
+        lambda: read_msp_podcast(root, name=name, skip_bad=skip_bad, follow_symlinks=follow_symlinks,
+                                 progress=progress, on_skip=on_skip),
         allow_shrink=allow_shrink,
     )

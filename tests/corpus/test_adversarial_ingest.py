@@ -4,7 +4,7 @@ Every case breaks a good corpus in one way and runs `sertool ingest msp-podcast`
 fresh store and into a store that already holds the good corpus under the same name (a botched
 re-ingest). Each must exit 2 with exactly one line on stderr, nothing on stdout, naming the file (and
 the row and field where one applies), leave no catalog behind in the fresh store and the holding
-store's catalog byte for byte as it was.
+store's catalog byte for byte as it was, and never open a FIFO.
 """
 
 from __future__ import annotations
@@ -50,6 +50,43 @@ def _detailed_header_only(root: Path, tmp: Path) -> list[str]:
     return [DET, ":1:", "no data rows"]
 
 
+def _consensus_is_a_directory(root: Path, tmp: Path) -> list[str]:
+    (root / "Labels" / CONS).unlink()
+    (root / "Labels" / CONS).mkdir()
+    return [CONS, "not a regular file", "directory"]
+
+
+def _empty_wav(root: Path, tmp: Path) -> list[str]:
+    sf.write(_audio(root, CONSENSUS[2][0]), np.zeros((0, 1), np.float32), 16000, subtype="PCM_16")
+    return [CONS, f":{_line(2)}:", "FileName", "0 samples", CONSENSUS[2][0]]
+
+
+def _empty_unlabelled_wav(root: Path, tmp: Path) -> list[str]:
+    sf.write(_audio(root, TEST3[0]), np.zeros((0, 1), np.float32), 16000, subtype="PCM_16")
+    return [f"Audios/{TEST3[0]}", "0 samples"]
+
+
+def _nan_samples(root: Path, tmp: Path) -> list[str]:
+    x = np.full((4000, 1), 0.1, np.float32)
+    x[1234] = np.nan
+    sf.write(_audio(root, CONSENSUS[1][0]), x, 16000, subtype="FLOAT")
+    return [CONS, f":{_line(1)}:", "FileName", "NaN", CONSENSUS[1][0]]
+
+
+def _symlink_outside(root: Path, tmp: Path) -> list[str]:
+    outside = tmp / "outside.wav"
+    write_wav(outside)
+    _audio(root, CONSENSUS[3][0]).unlink()
+    _audio(root, CONSENSUS[3][0]).symlink_to(outside)
+    return [CONS, f":{_line(3)}:", "FileName", "symbolic link", "--follow-symlinks", CONSENSUS[3][0]]
+
+
+def _fifo_as_wav(root: Path, tmp: Path) -> list[str]:
+    _audio(root, CONSENSUS[0][0]).unlink()
+    os.mkfifo(_audio(root, CONSENSUS[0][0]))
+    return [CONS, f":{_line(0)}:", "FileName", "not a regular file", "FIFO", CONSENSUS[0][0]]
+
+
 def _invalid_utf8_on_line_30(root: Path, tmp: Path) -> list[str]:
     extra = [[CONSENSUS[i % 6][0], f"WORKER9{i:04d}", "Neutral", "", "4.0", "4.0", "4.0"] for i in range(40)]
     make_corpus(root, fmt="workers", votes=VOTES + extra)
@@ -76,8 +113,16 @@ def _worker_votes_twice(root: Path, tmp: Path) -> list[str]:
     return [DET, f":{_line(len(VOTES))}:", "EmoDetail", worker, "already voted", f"line {_line(4)}"]
 
 
-CASES = [_consensus_header_only, _detailed_header_only, _invalid_utf8_on_line_30, _duplicate_header_column,
-         _duplicate_vote_row, _worker_votes_twice]
+def _wav_case_twins(root: Path, tmp: Path) -> list[str]:
+    name = CONSENSUS[5][0]
+    twin = name[:-4] + ".WAV"
+    _audio(root, twin).write_bytes(_audio(root, name).read_bytes())
+    return [name, twin, "one clip"]
+
+
+CASES = [_consensus_header_only, _detailed_header_only, _consensus_is_a_directory, _empty_wav, _empty_unlabelled_wav,
+         _nan_samples, _symlink_outside, _fifo_as_wav, _invalid_utf8_on_line_30, _duplicate_header_column,
+         _duplicate_vote_row, _worker_votes_twice, _wav_case_twins]
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
@@ -156,6 +201,65 @@ def test_adversarial_input_is_one_line_exit_2_and_no_change(tmp_path, holding, c
         assert not catalog.exists() and not catalog.with_name("catalog.duckdb.wal").exists()
     else:
         assert (dump_catalog(catalog), _sha(catalog)) == before
+
+
+@pytest.mark.timeout(60)
+def test_skip_bad_skips_and_records_each_bad_wav_without_opening_fifos(tmp_path):
+    root = make_corpus(tmp_path / "c")
+    bad = {CONSENSUS[0][0]: "FIFO", CONSENSUS[1][0]: "NaN", CONSENSUS[2][0]: "0 samples",
+           CONSENSUS[3][0]: "symbolic link"}
+    _fifo_as_wav(root, tmp_path)
+    _nan_samples(root, tmp_path)
+    _empty_wav(root, tmp_path)
+    _symlink_outside(root, tmp_path)
+    store = tmp_path / "store"
+    res = ingest(store, root, "--skip-bad")
+    assert res.exit_code == 0, res.output
+    q = CliRunner().invoke(app, ["--store", str(store), "store", "query",
+                                 "select clip_id, reason from skipped order by 1", "--format", "json"])
+    import json
+
+    reasons = {r["clip_id"]: r["reason"] for r in json.loads(q.stdout)}
+    assert set(reasons) == {name[:-4] for name in bad}
+    for name, why in bad.items():
+        assert why in reasons[name[:-4]], reasons[name[:-4]]
+    # label errors are never skipped, --skip-bad or not
+    _wav_case_twins(root, tmp_path)
+    assert_one_line(ingest(store, root, "--skip-bad"), [CONSENSUS[5][0][:-4] + ".WAV"])
+
+
+@pytest.mark.timeout(60)
+def test_follow_symlinks_reads_linked_audio_but_never_a_fifo(tmp_path):
+    root = make_corpus(tmp_path / "c")
+    _symlink_outside(root, tmp_path)
+    store = tmp_path / "store"
+    res = ingest(store, root, "--follow-symlinks")
+    assert res.exit_code == 0, res.output
+    q = CliRunner().invoke(app, ["--store", str(store), "store", "query",
+                                 f"select path, duration_s from clips where clip_id = '{CONSENSUS[3][0][:-4]}'",
+                                 "--format", "csv"])
+    assert q.stdout.split()[1].startswith(f"Audios/{CONSENSUS[3][0]},0.25")  # the linked file's header
+    # a link to a FIFO is refused even when following links; so is a link to nothing
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    _audio(root, CONSENSUS[3][0]).unlink()
+    _audio(root, CONSENSUS[3][0]).symlink_to(fifo)
+    with fifo_watch(tmp_path):
+        res = CliRunner().invoke(app, ["--store", str(store), "ingest", "msp-podcast", str(root), "--follow-symlinks"])
+    assert_one_line(res, [CONS, f":{_line(3)}:", "FileName", "not a regular file", "FIFO"])
+    _audio(root, CONSENSUS[3][0]).unlink()
+    _audio(root, CONSENSUS[3][0]).symlink_to(tmp_path / "nowhere.wav")
+    assert_one_line(ingest(store, root, "--follow-symlinks"), [CONS, f":{_line(3)}:", "FileName", "broken"])
+
+
+def test_symlinked_transcript_is_refused_too(tmp_path):
+    root = make_corpus(tmp_path / "c")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the catalog\n")
+    tpath = root / "Transcripts" / "MSP-PODCAST_0001_0001.txt"
+    tpath.unlink()
+    tpath.symlink_to(secret)
+    assert_one_line(ingest(tmp_path / "store", root), ["Transcripts/MSP-PODCAST_0001_0001.txt", "symbolic link"])
 
 
 def test_reingest_that_would_lose_labels_is_refused_until_allowed(tmp_path):
