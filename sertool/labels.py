@@ -151,25 +151,37 @@ def derive_consensus(
 
 # -- consensus -> targets: which clips train, which are scored ------------------------------------
 
+CLIP_USES: tuple[str, ...] = ("regression", "exclude")
+"""What training does with O or X clips: train the attribute loss with them, or leave them out."""
+
+
 def class_target(emotion: str | None) -> int:
     """Index into `CLASSES`, or `IGNORE_INDEX` for O (regression only), X and unlabelled clips."""
     return CLASSES.index(emotion) if emotion in CLASSES else IGNORE_INDEX
 
 
-def trains(emotion: str | None) -> bool:
-    """A clip takes part in training when it is labelled and its annotators agreed (not X); O clips
-    train the attributes only (their class target is `IGNORE_INDEX`)."""
-    return emotion is not None and emotion != NO_AGREEMENT
-
-
-def is_scored(emotion: str | None) -> bool:
-    """A clip counts in dev/test metrics when it is labelled and not X (no agreement)."""
-    return emotion is not None and emotion != NO_AGREEMENT
+def trains(emotion: str | None, *, o_clips: str = "regression", x_clips: str = "exclude") -> bool:
+    """Whether a labelled clip takes part in training. The paper's rule is the default: X clips (no
+    agreement) are left out, O clips train the attributes only (their class target is `IGNORE_INDEX`).
+    Task 1 fine-tuning leaves O out too (`o_clips="exclude"`); SAIL's Task 2 finding keeps X for the
+    attributes, whose ratings are valid (`x_clips="regression"`)."""
+    if emotion is None:
+        return False
+    if emotion == NO_AGREEMENT:
+        return x_clips == "regression"
+    if emotion == OTHER:
+        return o_clips == "regression"
+    return True
 
 
 @dataclass
 class Targets:
-    """Consensus labels of a list of clips, in the model's terms (same order as the clips)."""
+    """Consensus labels of a list of clips, in the model's terms (same order as the clips).
+
+    Which rows a metric scores follows the official challenge scoring: macro-F1 over the clips whose
+    consensus is one of the 8 classes; an attribute's CCC over every clip rated on it, X included
+    (X only means no class plurality: its ratings are valid). Unlabelled clips (Test3) have neither.
+    """
 
     emotion: list[str | None]
     """Consensus code per clip; None = unlabelled (e.g. the challenge's Test3)."""
@@ -197,11 +209,30 @@ class Targets:
         return len(self.emotion)
 
     @property
-    def scored(self) -> "np.ndarray":
-        """(N,) bool: the clips that count in the metrics (`is_scored`)."""
+    def labelled(self) -> "np.ndarray":
+        """(N,) bool: clips with a consensus label."""
         import numpy as np
 
-        return np.array([is_scored(e) for e in self.emotion], dtype=bool)
+        return np.array([e is not None for e in self.emotion], dtype=bool)
+
+    @property
+    def agreed(self) -> "np.ndarray":
+        """(N,) bool: labelled clips whose annotators reached a consensus (not X)."""
+        import numpy as np
+
+        return np.array([e is not None and e != NO_AGREEMENT for e in self.emotion], dtype=bool)
+
+    @property
+    def class_rows(self) -> "np.ndarray":
+        """(N,) bool: the clips macro-F1 scores (consensus one of the 8 classes)."""
+        return self.class_target >= 0
+
+    def attribute_rows(self, j: int, *, exclude_x: bool = False) -> "np.ndarray":
+        """(N,) bool: the clips an attribute's CCC scores (rated on attribute `j`; optionally not X)."""
+        import numpy as np
+
+        rows = ~np.isnan(self.attrs[:, j])
+        return rows & self.agreed if exclude_x else rows
 
     def class_counts(self) -> list[int]:
         """Clips per task class (CLASSES order), the counts behind the class weights."""

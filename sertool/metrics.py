@@ -1,6 +1,15 @@
-"""The challenge's metrics and their names: macro-F1 (Task 1) and CCC per attribute and their mean (Task 2).
+"""The challenge's metrics, computed the official way, and their names.
 
-The names here are an interface: the tracker logs them per epoch as `dev_<name>` and for the selected
+Official scoring (the organisers' code, msplabresearch/MSP-Podcast_Challenge*): Task 1 is sklearn's
+`f1_score(y_true, y_pred, average="macro")` over the clips whose consensus is one of the 8 classes, so
+the label set is the classes present in truth or prediction; Task 2 is the CCC of each attribute with
+population moments, computed through Pearson's r (a constant series, or a single clip, gives NaN as
+theirs does), over every clip rated on it, X (no class plurality) included. `score` applies both rules
+to a split; training, ensembles and `sertool score` all call it. Two companions are logged beside
+them under their own names, being useful on small or derived dev sets: macro-F1 over all 8 classes
+(`f1_macro_8`: an absent class counts 0) and the CCC without X clips (`ccc_<attribute>_no_x`).
+
+The names are an interface: the tracker logs them per epoch as `dev_<name>` and for the selected
 checkpoint as `best_dev_<name>`; ensembles choose members by them; users sort and filter runs by them.
 One table of short names (`f1`, `ccc`, `valence`, ...) serves `--select`, `--sort` and the runs table.
 """
@@ -14,11 +23,17 @@ from .labels import ATTRIBUTES, CLASSES
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
+    from .labels import Targets
+
 F1 = "f1_macro"
 CCC: dict[str, str] = {a: f"ccc_{a}" for a in ATTRIBUTES} | {"mean": "ccc_mean"}
 """Attribute (or `mean`) -> metric name: ccc_arousal, ccc_valence, ccc_dominance, ccc_mean."""
 METRIC_NAMES: tuple[str, ...] = (F1, *CCC.values())
-"""f1_macro, ccc_arousal, ccc_valence, ccc_dominance, ccc_mean."""
+"""The official figures: f1_macro, ccc_arousal, ccc_valence, ccc_dominance, ccc_mean."""
+F1_8 = "f1_macro_8"
+CCC_NO_X: dict[str, str] = {a: f"ccc_{a}_no_x" for a in ATTRIBUTES} | {"mean": "ccc_mean_no_x"}
+COMPANION_NAMES: tuple[str, ...] = (F1_8, *CCC_NO_X.values())
+"""Logged beside the official figures: macro-F1 over all 8 classes, CCC without X clips."""
 
 ALIASES: dict[str, str] = {
     "f1": F1, "ccc": CCC["mean"], **{a: CCC[a] for a in ATTRIBUTES}, **{m: m for m in METRIC_NAMES},
@@ -66,59 +81,69 @@ def tracked_name(name: str) -> str:
 
 
 def ccc(y_true: "ArrayLike", y_pred: "ArrayLike") -> float:
-    """Concordance correlation coefficient as the challenge computes it (population variances):
-    `2 cov(t, p) / (var(t) + var(p) + (mean(t) - mean(p))^2)`.
-
-    If the denominator is 0 both series are the same constant, which is perfect agreement: 1.0.
-    """
+    """Concordance correlation coefficient as the official code computes it: population moments,
+    `2 r s_t s_p / (var_t + var_p + (mean_t - mean_p)^2)` with Pearson's r, so that a constant series
+    (truth or prediction), a single clip or no clip at all gives NaN, as theirs does."""
     import numpy as np
 
     t = np.asarray(y_true, dtype=np.float64).ravel()
     p = np.asarray(y_pred, dtype=np.float64).ravel()
-    if t.shape != p.shape or t.size == 0:
-        raise ValueError(f"ccc needs two non-empty series of equal length, got {t.size} and {p.size}")
-    mt, mp = t.mean(), p.mean()
-    cov = np.mean((t - mt) * (p - mp))
-    denom = t.var() + p.var() + (mt - mp) ** 2
-    return 1.0 if denom == 0 else float(2 * cov / denom)
-
-
-def ccc_per_attribute(y_true: "ArrayLike", y_pred: "ArrayLike") -> dict[str, float]:
-    """CCC of each attribute column (arousal, valence, dominance order) and their mean.
-
-    Rows whose true value of an attribute is NaN (unlabelled) are left out of that attribute's CCC.
-    """
-    import numpy as np
-
-    t = np.asarray(y_true, dtype=np.float64).reshape(-1, len(ATTRIBUTES))
-    p = np.asarray(y_pred, dtype=np.float64).reshape(-1, len(ATTRIBUTES))
-    out: dict[str, float] = {}
-    for j, name in enumerate(ATTRIBUTES):
-        keep = ~np.isnan(t[:, j])
-        out[CCC[name]] = ccc(t[keep, j], p[keep, j])
-    out[CCC["mean"]] = float(np.mean([out[CCC[a]] for a in ATTRIBUTES]))
-    return out
+    if t.shape != p.shape:
+        raise ValueError(f"ccc needs two series of equal length, got {t.size} and {p.size}")
+    if t.size == 0:
+        return float("nan")
+    dt, dp = t - t.mean(), p - p.mean()
+    spread = np.sqrt(np.sum(dt**2)) * np.sqrt(np.sum(dp**2))
+    if spread == 0:
+        return float("nan")
+    r = np.sum(dt * dp) / spread
+    return float(2 * r * t.std() * p.std() / (t.var() + p.var() + (t.mean() - p.mean()) ** 2))
 
 
 def f1_macro(y_true: "ArrayLike", y_pred: "ArrayLike") -> float:
-    """Macro-F1 over the 8 task classes (sklearn; a class never true nor predicted counts as F1 0).
-
-    Clips whose truth is not a task class (`O`, target `IGNORE_INDEX`) are left out: Task 1 scores
-    only the 8 classes, and counting them would charge every prediction on them as a false positive.
-    """
+    """Official Task 1 macro-F1 of class indices: averaged over the labels present in truth or
+    prediction (sklearn's default); NaN without any clip. The caller passes the scored clips only."""
     import numpy as np
     from sklearn.metrics import f1_score
 
-    t = np.asarray(y_true).ravel()
-    p = np.asarray(y_pred).ravel()
-    keep = (t >= 0) & (t < len(CLASSES))
-    return float(
-        f1_score(t[keep], p[keep], average="macro", labels=list(range(len(CLASSES))), zero_division=0)
-    )
+    t, p = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
+    if t.size == 0:
+        return float("nan")
+    return float(f1_score(t, p, average="macro", zero_division=0))
 
 
-def all_metrics(
-    class_true: "ArrayLike", class_pred: "ArrayLike", attr_true: "ArrayLike", attr_pred: "ArrayLike"
-) -> dict[str, float]:
-    """Every metric of `METRIC_NAMES` for one evaluation pass (predicted classes, not logits)."""
-    return {F1: f1_macro(class_true, class_pred), **ccc_per_attribute(attr_true, attr_pred)}
+def f1_macro_8(y_true: "ArrayLike", y_pred: "ArrayLike") -> float:
+    """Macro-F1 over all 8 classes: a class never true nor predicted counts as F1 0 (a small dev set
+    that misses a class scores lower than officially, but comparably across runs)."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    t, p = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
+    if t.size == 0:
+        return float("nan")
+    return float(f1_score(t, p, average="macro", labels=list(range(len(CLASSES))), zero_division=0))
+
+
+def _mean(values: list[float]) -> float:
+    import numpy as np
+
+    return float(np.mean(values))  # NaN when any attribute is NaN, as the mean of the official three
+
+
+def score(targets: "Targets", class_pred: "ArrayLike", attrs: "ArrayLike") -> dict[str, float]:
+    """Every figure of one split: the official ones (`METRIC_NAMES`) and their companions
+    (`COMPANION_NAMES`), from predicted class indices (N,) and attributes (N, 3) in the targets' order."""
+    import numpy as np
+
+    pred = np.asarray(class_pred).ravel()
+    a = np.asarray(attrs, dtype=np.float64).reshape(-1, len(ATTRIBUTES))
+    rows = targets.class_rows
+    out = {F1: f1_macro(targets.class_target[rows], pred[rows]),
+           F1_8: f1_macro_8(targets.class_target[rows], pred[rows])}
+    for j, name in enumerate(ATTRIBUTES):
+        for names, exclude_x in ((CCC, False), (CCC_NO_X, True)):
+            keep = targets.attribute_rows(j, exclude_x=exclude_x)
+            out[names[name]] = ccc(targets.attrs[keep, j], a[keep, j])
+    out[CCC["mean"]] = _mean([out[CCC[x]] for x in ATTRIBUTES])
+    out[CCC_NO_X["mean"]] = _mean([out[CCC_NO_X[x]] for x in ATTRIBUTES])
+    return out

@@ -12,7 +12,6 @@ from sertool.labels import (
     IGNORE_INDEX,
     Targets,
     class_target,
-    is_scored,
     trains,
     UnknownClass,
     agreement,
@@ -86,13 +85,18 @@ def test_targets_rule_for_every_consensus_code():
     # O trains the attributes only; X and unlabelled clips have no class target and never train
     assert [class_target(c) for c in ("O", "X", None)] == [IGNORE_INDEX] * 3
     assert [trains(c) for c in ("A", "O", "X", None)] == [True, True, False, False]
-    assert [is_scored(c) for c in ("N", "O", "X", None)] == [True, True, False, False]
+    assert [trains(c, o_clips="exclude") for c in ("A", "O", "X")] == [True, False, False]  # Task 1
+    assert [trains(c, x_clips="regression") for c in ("A", "O", "X")] == [True, True, True]
 
 
 def test_targets_from_consensus_rows():
     t = Targets.from_consensus(["H", "O", "X", None], [(5.0, 6.0, 4.0), (4.0, None, 3.0), (2, 2, 2), (None,) * 3])
     assert t.class_target.tolist() == [2, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]
-    assert t.scored.tolist() == [True, True, False, False]
+    assert t.labelled.tolist() == [True, True, True, False] and t.agreed.tolist() == [True, True, False, False]
+    assert t.class_rows.tolist() == [True, False, False, False]
+    assert t.attribute_rows(0).tolist() == [True, True, True, False]  # X is rated: its CCC rows count
+    assert t.attribute_rows(1).tolist() == [True, False, True, False]  # (O clip not rated on valence)
+    assert t.attribute_rows(0, exclude_x=True).tolist() == [True, True, False, False]
     assert t.attrs.shape == (4, 3) and t.attrs.dtype.name == "float32"
     assert t.attrs[0].tolist() == [5.0, 6.0, 4.0]
     assert [v != v for v in t.attrs[1]] == [False, True, False] and all(v != v for v in t.attrs[3])

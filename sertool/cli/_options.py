@@ -36,6 +36,12 @@ class Stage(str, Enum):
 class Pooling(str, Enum):
     asp = "asp"
     mean = "mean"
+    meanstd = "meanstd"
+
+
+class ClipUse(str, Enum):
+    regression = "regression"
+    exclude = "exclude"
 
 
 class Select(str, Enum):

@@ -8,24 +8,35 @@ from typing import Annotated, Optional
 import typer
 
 from ._common import err, out, state
-from ._options import ExperimentOpt, Method
+from ._options import ExperimentOpt, Method, names
 
 
 def ensemble(
     ctx: typer.Context,
     task: Annotated[int, typer.Option("--task", min=1, max=2, help="1: classes by macro-F1; 2: attributes by CCC.")] = 2,
-    top: Annotated[int, typer.Option("--top", "-k", min=1, help="Members per attribute (greedy: its start bag).")] = 3,
+    top: Annotated[Optional[int], typer.Option("--top", "-k", help="Members per target (greedy: the largest start bag tried).", show_default="3 for Task 2, 1 for Task 1")] = None,
     method: Annotated[
         Method, typer.Option("--method", help="topk, or greedy forward selection with replacement (Caruana).")
     ] = Method.topk,
     experiment: ExperimentOpt = None,
     filter_string: Annotated[
-        str, typer.Option("--filter", help="MLflow filter on the candidate runs, e.g. \"tags.sertool.stage = 'task2'\".")
+        str, typer.Option("--filter", help="MLflow filter on the candidate runs, e.g. \"params.pooling = 'asp'\".")
     ] = "",
+    stages: Annotated[
+        Optional[str], typer.Option("--stages", help="Training stages the candidates come from (comma-separated).",
+                                    show_default="the task's own and pretrain")
+    ] = None,
+    parent: Annotated[Optional[str], typer.Option("--parent", help="Only children of this sweep run.")] = None,
+    pins: Annotated[
+        Optional[list[str]], typer.Option("--pin", help="Always a member: RUN, or RUN:attribute for one target (repeatable).")
+    ] = None,
     baseline: Annotated[
         Optional[Path],
         typer.Option("--with-baseline", help="Challenge-format CSV (FileName,EmoAct,EmoVal,EmoDom) to average in."),
     ] = None,
+    baseline_attributes: Annotated[
+        str, typer.Option("--baseline-attributes", help="The attributes the baseline joins (the paper: arousal and dominance).")
+    ] = "arousal,dominance",
     test_split: Annotated[str, typer.Option("--test-split", help="Split the submission covers.")] = "Test3",
     out_path: Annotated[
         Optional[Path],
@@ -41,7 +52,8 @@ def ensemble(
 
     cfg = EnsembleConfig(
         task=task, top=top, method=method.value, experiment=experiment, filter_string=filter_string,
-        baseline=baseline, test_split=test_split, name=name, out=out_path, include_ensembles=include_ensembles,
+        stages=names(stages) or None, parent=parent, baseline=baseline, baseline_attributes=names(baseline_attributes),
+        pins=tuple(pins or ()), test_split=test_split, name=name, out=out_path, include_ensembles=include_ensembles,
     )
     st = state(ctx)
     result = build_ensemble(st.layout, cfg, st.tracker(experiment), console=err)
@@ -70,6 +82,9 @@ def print_result(result) -> None:
     out.print(f"dev: {figures}", highlight=False)
     out.print(f"run {result.run_id}  ({result.spec.candidates} candidates, {result.spec.method})", highlight=False)
     out.print(f"submission: {result.submission}", highlight=False)
+    if result.dev_file is not None:
+        out.print(f"Development predictions (challenge format; `sertool score` checks them): {result.dev_file}",
+                  highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,7 @@ import typer
 
 from ..train.config import stage_defaults_text as _d
 from ._common import err, out, state
-from ._options import Device, ExperimentOpt, Pooling, Select, Stage
+from ._options import ClipUse, Device, ExperimentOpt, OutputFormat, Pooling, Select, Stage
 
 if TYPE_CHECKING:
     from ..train.loop import TrainResult
@@ -39,7 +39,7 @@ def train(
     stage: Annotated[Optional[Stage], _opt("--stage", help="pretrain (multi-task), task1 (classification fine-tune) or task2 (regression fine-tune: MSE or Gaussian MSE). (default: pretrain)", panel=_RUN)] = None,
     alpha: Annotated[Optional[float], _opt("--alpha", help=f"Weight of the attribute regression loss. (default: {_d('alpha')})", panel=_LOSS)] = None,
     beta: Annotated[Optional[float], _opt("--beta", help=f"Weight of the classification loss. (default: {_d('beta')})", panel=_LOSS)] = None,
-    class_weights: Annotated[Optional[bool], _opt("--class-weights/--no-class-weights", help="Class-weighted CE (N / (8 n_c) on Train) or plain CE. (default: weighted)", panel=_LOSS)] = None,
+    class_weights: Annotated[Optional[bool], _opt("--class-weights/--no-class-weights", help=f"Class-weighted CE (N / (8 n_c) on Train) or plain CE. (default: {_d('class_weights')})", panel=_LOSS)] = None,
     gaussian_sigma: Annotated[Optional[float], _opt("--gaussian-sigma", help="Gaussian-penalty MSE with this sigma (paper: 3, 5, 7). (default: plain MSE)", panel=_LOSS)] = None,
     lr: Annotated[Optional[float], _opt("--lr", help=f"Peak learning rate. (default: {_d('lr')})", panel=_OPT)] = None,
     min_lr: Annotated[Optional[float], _opt("--min-lr", help="Cosine schedule floor. (default: 1e-7)", panel=_OPT)] = None,
@@ -50,11 +50,13 @@ def train(
     seed: Annotated[Optional[int], _opt("--seed", help="Seed of init, sampling and augmentation draws. (default: 0)", panel=_OPT)] = None,
     proj_dim: Annotated[Optional[int], _opt("--proj-dim", help="Projection width per encoder. (default: 1028)", panel=_MODEL)] = None,
     lstm_hidden: Annotated[Optional[int], _opt("--lstm-hidden", help="LSTM hidden size. (default: 2048)", panel=_MODEL)] = None,
-    pooling: Annotated[Optional[Pooling], _opt("--pooling", help="Frame pooling: attentive statistics or mean. (default: asp)", panel=_MODEL)] = None,
+    pooling: Annotated[Optional[Pooling], _opt("--pooling", help="Frame pooling: attentive statistics, mean (the paper's average pooling) or mean+std. (default: asp)", panel=_MODEL)] = None,
     pooled_norm: Annotated[Optional[bool], _opt("--pooled-norm/--no-pooled-norm", help="Standardise pooled encoder statistics across clips (not in the paper; helps random-weight tiny encoders). (default: off)", panel=_MODEL)] = None,
     encoders: Annotated[Optional[str], _opt("--encoders", help="Comma-separated store encoder names, in model order. (default: whisper,wavlm,roberta)", panel=_DATA)] = None,
     splits: Annotated[Optional[str], _opt("--splits", help="Split scheme: Train trains, Development selects, the rest are test splits. (default: corpus)", panel=_DATA)] = None,
     augment: Annotated[Optional[bool], _opt("--augment/--no-augment", help="Sample the store's augmented variants. (default: augment)", panel=_DATA)] = None,
+    o_clips: Annotated[Optional[ClipUse], _opt("--o-clips", help=f"O (other) clips: train the attributes with them, or leave them out. (default: {_d('o_clips')})", panel=_DATA)] = None,
+    x_clips: Annotated[Optional[ClipUse], _opt("--x-clips", help="X (no agreement) clips: leave them out (the paper) or train the attributes with them. (default: exclude)", panel=_DATA)] = None,
     select: Annotated[Optional[Select], _opt("--select", help="Dev metric that picks the kept checkpoint. (default: f1 for task1, else ccc)", panel=_RUN)] = None,
     init_from: Annotated[Optional[str], _opt("--init-from", help="Start from this run's checkpoint: run id, id prefix, name, or best:METRIC (best pre-training run).", panel=_RUN)] = None,
     experiment: ExperimentOpt = None,
@@ -87,6 +89,10 @@ def train(
     exp = overrides.get("experiment") or (rec.base.get("experiment") if rec else None)
     tracker = st.tracker(exp)
     config = resolve_config(rec, overrides, resolve_init=init_resolver(tracker, exp))
+    from ..train.recipes import ensure_scheme
+
+    if made := ensure_scheme(rec, layout.catalog):
+        err.print(f"made split scheme {made!r} as the recipe's [scheme] says", highlight=False)
     result = run_training(config, layout, tracker, console=err)
     if result.run_id:
         _print_result(result, tracker)
@@ -101,17 +107,22 @@ def sweep(
     device: Annotated[Optional[Device], _opt("--device", help="cpu or cuda (AMP).", panel=_RUN)] = None,
     num_workers: Annotated[Optional[int], _opt("--num-workers", help="Data loader worker processes.", panel=_RUN)] = None,
     set_: Annotated[Optional[list[str]], _opt("--set", help="Override any config field for every child, KEY=VALUE (repeatable).", panel=_RUN)] = None,
+    dry_run: Annotated[bool, _opt("--dry-run", help="Print every child's resolved config and train nothing.", panel=_RUN)] = False,
+    fmt: Annotated[OutputFormat, _opt("--format", help="--dry-run output: a table or a JSON list.", panel=_RUN)] = OutputFormat.table,
 ) -> None:
     """Run a recipe's grid as child runs of one parent run, then print a summary table."""
-    given = _given(locals())  # first: only the parameters are local yet
+    given = _given(locals(), skip=("dry_run", "fmt"))  # first: only the parameters are local yet
     from rich import box
     from rich.table import Table
 
     from ..train.recipes import load_recipe, parse_set
-    from ..train.sweep import run_sweep
+    from ..train.sweep import plan_sweep, run_sweep
 
     overrides = {**parse_set(set_), **given}
     rec = load_recipe(recipe)
+    if dry_run:  # nothing is looked up: `init_from` stays as written (e.g. best:f1), the scheme unmade
+        _print_plan(rec, plan_sweep(rec, overrides), fmt)
+        return
     st = state(ctx)
     tracker = st.tracker(overrides.get("experiment") or rec.base.get("experiment"))
     result = run_sweep(rec, st.layout, tracker, overrides=overrides, console=err)
@@ -125,6 +136,27 @@ def sweep(
     for row in df.itertuples(index=False):
         table.add_row(*[_fmt(v) for v in row])
     out.print(table)
+
+
+def _print_plan(rec: Any, configs: list, fmt: OutputFormat) -> None:
+    import json
+
+    rows = [c.to_dict() for c in configs]
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    from rich.table import Table
+
+    varied = [k for k in rows[0] if any(r[k] != rows[0][k] for r in rows)] or ["stage"]
+    table = Table(title=f"{rec.sweep_name}: {len(rows)} runs (dry run; --format json for every field)",
+                  title_justify="left")
+    for k in varied:
+        table.add_column(k)
+    for r in rows:
+        table.add_row(*(_fmt(r[k]) for k in varied))
+    out.print(table)
+    if rec.scheme is not None:
+        out.print(f"split scheme {rec.base['splits']!r}: {rec.scheme.to_json()} (made when missing)", highlight=False)
 
 
 def _given(values: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -154,6 +186,10 @@ def _print_result(result: "TrainResult", tracker: Any) -> None:
     for split, m in rows.items():
         table.add_row(split, *[_fmt(m.get(c, math.nan)) for c in METRIC_NAMES])
     out.print(table)
+    from rich.markup import escape
+
+    for warning in result.warnings:
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
     err.print(f"tracked in {tracker.shown_uri} (experiment {tracker.experiment!r}); browse with `sertool ui`")
 
 

@@ -12,8 +12,8 @@ from importlib import import_module
 from typing import Any
 
 _LAZY = {
-    "EnsembleConfig": "build",
-    "EnsembleResult": "build",
+    "EnsembleConfig": "config",
+    "EnsembleResult": "config",
     "build_ensemble": "build",
     "EnsembleSpec": "spec",
     "blend": "spec",

@@ -1,24 +1,25 @@
-"""`sertool ensemble`: choose members on dev, average, log the ensemble as a run, write the submission.
+"""`sertool ensemble`: choose members on dev, average, log the ensemble as a run, write the challenge files.
 
-    candidates (run search) -> checks (fingerprints, clip sets) -> dev truth (catalog)
+    candidates (run search, stage filter, pins) -> checks (fingerprints, clip sets) -> dev truth (catalog)
     -> per target: top-K or greedy on dev -> averaged predictions of every split
-    -> MLflow run (kind ensemble, same artifact layout as a training run) + challenge file
+    -> MLflow run (kind ensemble, same artifact layout as a training run) + challenge files
 
 Task 2 selects separately for each attribute by dev CCC (the paper's best-per-attribute ensemble);
 Task 1 selects by dev macro-F1 on averaged class probabilities. Test splits never influence a choice.
+Dev figures are the official scoring's (`metrics.score`), and the Development predictions are also
+written in the challenge format, so `sertool score` on that file reproduces them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import BadInput, InvalidOption, NotFound
+from ..errors import BadInput, NotFound
 from ..labels import ATTRIBUTES
-from ..metrics import CCC, F1, best, dev
+from ..metrics import CCC, CCC_NO_X, F1, F1_8, best, dev, score
 from ..predictions import Predictions
 from ..store.catalog import Catalog
 from ..store.clips import clip_paths, clips_in_split
@@ -26,6 +27,7 @@ from ..store.layout import StoreLayout
 from ..store.splits import DEV
 from ..tracking.names import ENSEMBLE_SPEC, SPLITS_TAG, SUBMISSION_DIR, TASK_TAG, encoder_tag
 from .challenge import read_task2, write_submission
+from .config import EnsembleConfig, EnsembleResult, MemberScore, TargetReport
 from .members import Candidate, check_clip_sets, check_fingerprints, find_candidates, load_candidates
 from .select import Selection, greedy, top_k
 from .spec import BASELINE, CLASS, TARGETS, EnsembleSpec, blend
@@ -37,89 +39,7 @@ if TYPE_CHECKING:
 
     from ..tracking.tracker import Tracker
 
-SUBMISSIONS_DIR = "submissions"
-
-
-@dataclass(frozen=True)
-class EnsembleConfig:
-    """Everything `sertool ensemble` was asked to do."""
-
-    task: int = 2
-    """1: class probabilities by macro-F1; 2: each attribute by CCC."""
-    top: int = 3
-    """K: members per target (top-K), or the size of greedy's starting bag."""
-    method: str = "topk"
-    """`topk` or `greedy` (Caruana forward selection with replacement, from the top-K bag)."""
-    experiment: str | None = None
-    filter_string: str = ""
-    """MLflow search filter on the candidates (tags, params, metrics)."""
-    baseline: Path | None = None
-    """A Task 2 challenge file (FileName,EmoAct,EmoVal,EmoDom) covering dev and the test split."""
-    test_split: str = "Test3"
-    """The split the submission file covers."""
-    name: str | None = None
-    """Run name (default `ens-task<T>-<method><K>`); also names the submission file."""
-    out: Path | None = None
-    """Submission path (default `<store>/submissions/<name>_task<T>.csv`)."""
-    include_ensembles: bool = False
-    """Let earlier ensemble runs be candidates too."""
-    greedy_steps: int = 25
-
-    def __post_init__(self) -> None:
-        if self.task not in TARGETS:
-            raise InvalidOption("task", f"must be 1 or 2, got {self.task}")
-        if self.method not in ("topk", "greedy"):
-            raise InvalidOption("method", f"must be topk or greedy, got {self.method!r}")
-        if self.top < 1:
-            raise InvalidOption("top", f"must be at least 1, got {self.top}")
-        if self.baseline is not None and self.task == 1:
-            raise InvalidOption("baseline", "takes a Task 2 file (FileName,EmoAct,EmoVal,EmoDom); "
-                               "Task 1 ensembles average class probabilities, which it does not have")
-
-    @property
-    def run_name(self) -> str:
-        return self.name or f"ens-task{self.task}-{self.method}{self.top}"
-
-    def submission_path(self, layout: StoreLayout) -> Path:
-        return self.out or layout.root / SUBMISSIONS_DIR / f"{self.run_name}_task{self.task}.csv"
-
-
-@dataclass
-class MemberScore:
-    member: str
-    """Run id, or `baseline`."""
-    name: str
-    count: int
-    """Times in the bag (greedy draws with replacement)."""
-    dev: float
-    """The member's own dev score."""
-
-
-@dataclass
-class TargetReport:
-    """One target's choice: its members and scores."""
-
-    target: str
-    metric: str
-    """`ccc_<attribute>` or `f1_macro`."""
-    members: list[MemberScore]
-    ensemble_dev: float
-    best_single_dev: float
-    """The best candidate alone (baseline excluded)."""
-
-
-@dataclass
-class EnsembleResult:
-    spec: EnsembleSpec
-    name: str
-    reports: dict[str, TargetReport]
-    dev_metrics: dict[str, float]
-    """`f1_macro` (Task 1) or `ccc_<attribute>` and `ccc_mean` (Task 2), of the ensemble on dev."""
-    predictions: dict[str, Predictions]
-    submission: Path
-    run_id: str | None = None
-    notes: list[str] = field(default_factory=list)
-    """Things the user should know (runs left out, splits dropped, clips missing from the submission)."""
+__all__ = ["EnsembleConfig", "EnsembleResult", "build_ensemble"]
 
 
 # -- pieces ------------------------------------------------------------------------------------------
@@ -142,9 +62,23 @@ def _align_baseline(path: Path, df: "pd.DataFrame", splits: dict[str, list[str]]
     return out
 
 
-def _target_arrays(task: int, target: str, cands: list[Candidate], baseline: "pd.DataFrame | None") -> np.ndarray:
+def _pinned(tracker: "Tracker", cfg: EnsembleConfig, cands: list[Candidate]) -> dict[str, set[str]]:
+    """Run id -> the targets it is pinned to (`--pin RUN[:target]`)."""
+    ids = {c.run_id for c in cands}
+    out: dict[str, set[str]] = {}
+    for pin in cfg.pins:
+        ref, _, target = pin.partition(":")
+        run = tracker.resolve_run(ref, cfg.experiment)
+        if run.run_id not in ids:
+            raise NotFound(f"--pin {pin}: run {run.name} ({run.run_id[:8]}) is not a candidate (no {DEV} "
+                           f"predictions, or another stage, filter or experiment)")
+        out.setdefault(run.run_id, set()).update([target] if target else TARGETS[cfg.task])
+    return out
+
+
+def _target_arrays(target: str, cands: list[Candidate], baseline: "pd.DataFrame | None") -> np.ndarray:
     """(M, N) attribute predictions or (M, N, 8) class probabilities on dev, one row per candidate
-    (the baseline last)."""
+    (the baseline last, where it joins this target)."""
     if target == CLASS:
         return np.stack([c.preds[DEV].probs for c in cands])
     j = ATTRIBUTES.index(target)
@@ -154,12 +88,10 @@ def _target_arrays(task: int, target: str, cands: list[Candidate], baseline: "pd
     return np.stack(rows)
 
 
-def _select(cfg: EnsembleConfig, arrays: np.ndarray, score, has_baseline: bool) -> Selection:
-    always = [len(arrays) - 1] if has_baseline else []
-    start = top_k(arrays, score, cfg.top, always=always)
+def _select(cfg: EnsembleConfig, arrays: np.ndarray, scorer, always: list[int]) -> Selection:
     if cfg.method == "topk":
-        return start
-    return greedy(arrays, score, start.bag, max_steps=cfg.greedy_steps)
+        return top_k(arrays, scorer, cfg.top, always=always)
+    return greedy(arrays, scorer, cfg.top, always=always, max_steps=cfg.greedy_steps)
 
 
 def _tables(cands: list[Candidate], baseline: dict[str, "pd.DataFrame"], split: str):
@@ -172,11 +104,10 @@ def _tables(cands: list[Candidate], baseline: dict[str, "pd.DataFrame"], split: 
 
 
 def _dev_metrics(task: int, truth: Truth, probs: np.ndarray, attrs: np.ndarray) -> dict[str, float]:
-    if task == 1:
-        return {F1: truth.f1_scorer()(probs)}
-    m = {CCC[a]: truth.ccc_scorer(a)(attrs[:, j]) for j, a in enumerate(ATTRIBUTES)}
-    m[CCC["mean"]] = float(np.mean(list(m.values())))
-    return m
+    """The task's figures of the ensemble on dev, official and companions (`metrics.score`)."""
+    figures = score(truth.targets, probs.argmax(axis=1), attrs)
+    names = (F1, F1_8) if task == 1 else (*CCC.values(), *CCC_NO_X.values())
+    return {n: figures[n] for n in names}
 
 
 def _file_names(layout: StoreLayout, clip_ids: list[str], split: str, notes: list[str]) -> list[str]:
@@ -203,20 +134,22 @@ def build_ensemble(
 ) -> EnsembleResult:
     """Choose, average, log and write one ensemble (see the module docstring)."""
     what = "macro-F1" if cfg.task == 1 else "CCC"
+    parent = tracker.resolve_run(cfg.parent, cfg.experiment).run_id if cfg.parent else None
     runs = find_candidates(tracker, task=cfg.task, experiment=cfg.experiment, filter_string=cfg.filter_string,
-                           include_ensembles=cfg.include_ensembles)
+                           include_ensembles=cfg.include_ensembles, stages=cfg.stages, parent_run_id=parent)
     cands, notes = load_candidates(tracker, runs, require=(DEV, cfg.test_split), console=console)
     if not cands:
         where = f" matching {cfg.filter_string!r}" if cfg.filter_string.strip() else ""
         raise NotFound(
-            f"no finished runs with {DEV} predictions and a dev {what}{where} in experiment "
-            f"{cfg.experiment or tracker.experiment!r} ({tracker.shown_uri}): nothing to ensemble "
-            "(train some with `sertool train`; `sertool runs` lists what is there)"
+            f"no finished {'/'.join(cfg.stages or ())} runs with {DEV} predictions and a dev {what}{where} in "
+            f"experiment {cfg.experiment or tracker.experiment!r} ({tracker.shown_uri}): nothing to ensemble "
+            "(train some with `sertool train`; `sertool runs` lists what is there; see --stages)"
         )
     fingerprints = check_fingerprints(cands)
     check_clip_sets(cands)
     if len(cands) < cfg.top:
         notes.append(f"only {len(cands)} candidate run(s) for --top {cfg.top}: all are used")
+    pinned = _pinned(tracker, cfg, cands)
 
     split_ids = {s: list(p.clip_ids) for s, p in cands[0].preds.items()}
     baseline: dict[str, "pd.DataFrame"] = {}
@@ -225,25 +158,29 @@ def build_ensemble(
     truth = load_truth(layout.catalog, split_ids[DEV])
 
     names = {c.run_id: c.run.name for c in cands} | {BASELINE: f"baseline {cfg.baseline.name}" if cfg.baseline else ""}
-    ids = [c.run_id for c in cands] + ([BASELINE] if baseline else [])
     members: dict[str, list[str]] = {}
     reports: dict[str, TargetReport] = {}
     for target in TARGETS[cfg.task]:
-        score = truth.f1_scorer() if target == CLASS else truth.ccc_scorer(target)
-        arrays = _target_arrays(cfg.task, target, cands, baseline.get(DEV))
-        sel = _select(cfg, arrays, score, bool(baseline))
+        scorer = truth.f1_scorer() if target == CLASS else truth.ccc_scorer(target)
+        with_baseline = bool(baseline) and target in cfg.baseline_attributes
+        ids = [c.run_id for c in cands] + ([BASELINE] if with_baseline else [])
+        arrays = _target_arrays(target, cands, baseline.get(DEV) if with_baseline else None)
+        always = [i for i, r in enumerate(ids) if target in pinned.get(r, ()) or r == BASELINE]
+        sel = _select(cfg, arrays, scorer, always)
         members[target] = [ids[i] for i in sel.bag]
-        singles = [score(arrays[i]) for i in range(len(arrays))]
+        singles = [scorer(arrays[i]) for i in range(len(arrays))]
         order = list(dict.fromkeys(sel.bag))
         reports[target] = TargetReport(
             target, F1 if target == CLASS else CCC[target],
             [MemberScore(ids[i], names[ids[i]], sel.bag.count(i), singles[i]) for i in order],
-            sel.score, max(singles[: len(cands)]),
+            sel.score, float(np.nanmax(singles[: len(cands)])) if np.isfinite(singles[: len(cands)]).any() else float("nan"),
         )
 
     spec = EnsembleSpec(cfg.task, cfg.method, cfg.top, members,
                         baseline=str(cfg.baseline) if cfg.baseline else None, test_split=cfg.test_split,
-                        candidates=len(cands))
+                        candidates=len(cands),
+                        extra={"baseline_attributes": list(cfg.baseline_attributes) if cfg.baseline else [],
+                               "pins": list(cfg.pins), "stages": list(cfg.stages or ())})
     weights = spec.all_weights()
     used = set(spec.run_ids())
     chosen = [c for c in cands if c.run_id in used]
@@ -258,7 +195,9 @@ def build_ensemble(
     test = predictions[cfg.test_split]
     out = write_submission(cfg.submission_path(layout), cfg.task,
                            _file_names(layout, list(test.clip_ids), cfg.test_split, notes), test)
-    result = EnsembleResult(spec, cfg.run_name, reports, dev_metrics, predictions, out, notes=notes)
+    dev_file = write_submission(cfg.submission_path(layout, DEV), cfg.task,
+                                _file_names(layout, list(dev_preds.clip_ids), DEV, []), dev_preds)
+    result = EnsembleResult(spec, cfg.run_name, reports, dev_metrics, predictions, out, dev_file, notes=notes)
     schemes = {c.run.tags.get(SPLITS_TAG) for c in chosen} - {None}
     result.run_id = log_ensemble(tracker, result, fingerprints,
                                  {SPLITS_TAG: schemes.pop()} if len(schemes) == 1 else {}, cfg.experiment)
@@ -281,4 +220,6 @@ def log_ensemble(tracker: "Tracker", result: EnsembleResult, fingerprints: dict[
         for split, preds in result.predictions.items():
             run.log_predictions(split, preds.to_frame())
         run.log_artifact(result.submission, SUBMISSION_DIR)
+        if result.dev_file is not None:
+            run.log_artifact(result.dev_file, SUBMISSION_DIR)
     return run.run_id

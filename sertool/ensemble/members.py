@@ -60,15 +60,20 @@ def find_candidates(
     experiment: str | None = None,
     filter_string: str = "",
     include_ensembles: bool = False,
+    stages: Sequence[str] | None = None,
+    parent_run_id: str | None = None,
     max_runs: int = 1000,
 ) -> list["RunInfo"]:
-    """Finished train runs (and ensembles, if asked) of the experiment with the task's best dev metric."""
+    """Finished train runs of `stages` (all stages if None), of one parent sweep if given, and earlier
+    ensembles if asked, of the experiment, with the task's best dev metric."""
     # MLflow's filter language is a conjunction without parentheses: appending is enough.
     clauses = ["attributes.status = 'FINISHED'"] + ([filter_string] if filter_string.strip() else [])
     query = " and ".join(clauses)
     kinds = ("train", "ensemble") if include_ensembles else ("train",)
     runs = [r for k in kinds for r in tracker.find_runs(experiment, query, ["attributes.start_time ASC"],
-                                                           max_runs, kind=k)]
+                                                           max_runs, kind=k, parent_run_id=parent_run_id)]
+    if stages is not None:  # (ensembles have no stage: they stay when asked for)
+        runs = [r for r in runs if r.kind == "ensemble" or r.stage in stages]
     return [r for r in runs if _has_task_metric(r, task)]
 
 

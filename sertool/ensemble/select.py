@@ -1,9 +1,10 @@
 """Choosing members on dev: top-K by a score, and greedy forward selection with replacement.
 
-Greedy is Caruana et al. (2004), "Ensemble selection from libraries of models": start from the
-top-K ensemble ("sorted ensemble initialisation"), then repeatedly add, with replacement, the
-candidate whose addition gives the best dev score, and keep the best bag seen. Because the start bag
-is itself a bag it may keep, the result never scores below top-K on dev.
+Greedy is Caruana et al. (2004), "Ensemble selection from libraries of models": start from a top-k
+ensemble ("sorted ensemble initialisation"), then repeatedly add, with replacement, the candidate
+whose addition gives the best dev score, and keep the best bag seen. It starts from every top-k,
+k = 1..K, and keeps the best outcome: the k = 1 start is the best single run, so the result never
+scores below its best member on dev (with weak members, a top-K start alone can end below it).
 
 Everything here is plain numpy on aligned prediction arrays; which runs they came from is the
 caller's business.
@@ -48,7 +49,32 @@ def top_k(preds: np.ndarray, score: Score, k: int, *, always: Sequence[int] = ()
     return Selection(bag, score(average(preds, bag)))
 
 
+def _key(score: float) -> float:
+    return -np.inf if np.isnan(score) else score
+
+
 def greedy(
+    preds: np.ndarray,
+    score: Score,
+    k_max: int,
+    *,
+    always: Sequence[int] = (),
+    max_steps: int = 25,
+    patience: int = 5,
+) -> Selection:
+    """Greedy forward selection with replacement from every top-k start (k = 1..k_max, plus the
+    `always` members); the best bag any start reached."""
+    best: Selection | None = None
+    for k in range(1, max(1, k_max) + 1):
+        sel = greedy_from(preds, score, top_k(preds, score, k, always=always).bag, max_steps=max_steps,
+                          patience=patience)
+        if best is None or _key(sel.score) > _key(best.score) + 1e-12:
+            best = sel
+    assert best is not None
+    return best
+
+
+def greedy_from(
     preds: np.ndarray,
     score: Score,
     init: Sequence[int],
@@ -71,7 +97,7 @@ def greedy(
         i = rank(trial)[0]
         bag.append(i)
         total = total + preds[i]
-        if trial[i] > best.score + 1e-12:
+        if _key(trial[i]) > _key(best.score) + 1e-12:
             best, stale = Selection(list(bag), float(trial[i])), 0
         else:
             stale += 1

@@ -1,6 +1,6 @@
 """The multi-encoder fusion model (DESIGN.md §1).
 
-per encoder: pooling(frames) -> Linear(2*dim, proj_dim)
+per encoder: pooling(frames) -> Linear(pooled width, proj_dim)   (2*dim; dim for mean-only pooling)
 stack the encoders' vectors as a sequence (config order) -> LayerNorm(proj_dim)
 -> LSTM(proj_dim, lstm_hidden, lstm_layers) -> last output -> Linear(lstm_hidden, n_classes + n_attributes)
 logits: the first n_classes outputs; attributes: 1 + 6*sigmoid(rest), i.e. on the 1..7 rating scale.
@@ -45,7 +45,7 @@ class FusionConfig:
     n_attributes: int = len(ATTRIBUTES)
     """Attributes of the regression head (arousal, valence, dominance)."""
     pooling: str = "asp"
-    """Frame pooling: "asp" (attentive statistics) or "mean" (masked mean + std)."""
+    """Frame pooling: "asp" (attentive statistics), "mean" (masked mean) or "meanstd" (masked mean + std)."""
     attn_hidden: int = 128
     """Bottleneck width of ASP's attention scorer (unused by mean pooling)."""
     dropout: float = 0.0
@@ -75,8 +75,8 @@ class FusionConfig:
                                f"(limit {MAX_PARAMETERS:,}; the paper's has about 66 M)")
 
     def pooled_width(self, dim: int) -> int:
-        """Width of one encoder's pooled vector: mean and standard deviation, concatenated."""
-        return 2 * dim
+        """Width of one encoder's pooled vector: mean and std concatenated (asp, meanstd), or the mean (mean)."""
+        return POOLINGS[self.pooling].width_factor * dim
 
     def n_parameters(self) -> int:
         """The parameter count this config builds (computed, nothing allocated)."""

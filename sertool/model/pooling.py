@@ -1,11 +1,10 @@
 """Pooling a variable-length clip of frames into one fixed vector.
 
-Both poolings take a padded batch `x: (B, T, D)` with `lengths: (B,)` (frames past a clip's length are
-padding and never influence its output, whatever they hold) and return `(B, 2*D)`: a weighted mean
-and a weighted standard deviation, concatenated. They differ only in the weights: learned attention
-(ASP) or uniform over the clip's frames (mean pooling). Mean pooling returns the std too, so the
-fusion model's projection `Linear(2*D, proj)` is the same for both and `--pooling` changes nothing
-else; the paper's "mean pooling" model is read as masked mean + std statistics pooling.
+Every pooling takes a padded batch `x: (B, T, D)` with `lengths: (B,)` (frames past a clip's length are
+padding and never influence its output, whatever they hold). Attentive statistics pooling (ASP) and
+`meanstd` return `(B, 2*D)`: a weighted mean and a weighted standard deviation, concatenated, with
+learned attention weights or uniform ones. `mean` is the paper's "average pooling": the masked mean
+only, `(B, D)`, so its projection is `Linear(D, proj)` (`FusionConfig.pooled_width`).
 """
 
 from __future__ import annotations
@@ -49,6 +48,8 @@ class AttentiveStatsPooling(nn.Module):
     attention-weighted mean and standard deviation.
     """
 
+    width_factor = 2
+
     def __init__(self, dim: int, attn_hidden: int = 128) -> None:
         super().__init__()
         self.dim = dim
@@ -68,19 +69,37 @@ class AttentiveStatsPooling(nn.Module):
         return weighted_stats(x, weights)  # (B, 2D)
 
 
-class MeanPooling(nn.Module):
+def _uniform(x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    mask = frame_mask(lengths, x.shape[1])  # (B, T)
+    return _zero_padding(x, mask), mask.float() / lengths.clamp_min(1).unsqueeze(-1).float()  # (B, T, D), (B, T)
+
+
+class MeanStdPooling(nn.Module):
     """Masked mean and std over a clip's frames: statistics pooling with uniform weights, no parameters."""
+
+    width_factor = 2
 
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.dim = dim
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        mask = frame_mask(lengths, x.shape[1])  # (B, T)
-        x = _zero_padding(x, mask)
-        weights = mask.float() / lengths.clamp_min(1).unsqueeze(-1).float()  # (B, T)
-        return weighted_stats(x, weights)  # (B, 2D)
+        return weighted_stats(*_uniform(x, lengths))  # (B, 2D)
 
 
-POOLINGS: dict[str, type[nn.Module]] = {"asp": AttentiveStatsPooling, "mean": MeanPooling}
+class MeanPooling(nn.Module):
+    """The masked mean over a clip's frames (the paper's "average pooling"), no parameters."""
+
+    width_factor = 1
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x, w = _uniform(x, lengths)
+        return (w.unsqueeze(-1) * x.float()).sum(dim=1)  # (B, D), float32 as `weighted_stats`
+
+
+POOLINGS: dict[str, type[nn.Module]] = {"asp": AttentiveStatsPooling, "mean": MeanPooling, "meanstd": MeanStdPooling}
 """Pooling layers by the name the config (and the `--pooling` option) records."""

@@ -148,6 +148,19 @@ def derive_scheme(
     return dict(sorted(counts.items()))
 
 
+def ensure_scheme(catalog: Catalog, name: str, params: SplitParams) -> str | None:
+    """Make scheme `name` as `params` say if the catalog lacks it; returns the name when made here. One
+    of the same name made with other parameters is refused: a recipe must not train on a different split."""
+    rows = catalog.execute("SELECT params FROM split_schemes WHERE scheme = ?", [name])
+    if rows:
+        if json.loads(rows[0][0]) != json.loads(params.to_json()):
+            raise SertoolError(f"split scheme {name!r} exists with other parameters ({rows[0][0]}, the recipe says "
+                               f"{params.to_json()}): rename one, or remake it with `sertool store split --replace`")
+        return None
+    derive_scheme(catalog, name, params)
+    return name
+
+
 def scheme_clips(catalog: Catalog, scheme: str, encoders: list[str]) -> list[SchemeClip]:
     """Every clip of `scheme` with its consensus labels, marked complete when all `encoders` have its
     `clean` frames; ordered by split, then clip id."""

@@ -36,9 +36,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .records import RunInfo
-    from .logger import NullRunLogger, RunLogger, flatten
-    from .tracker import Tracker
+    from .records import RunInfo  # noqa: F401  (for type checkers; loaded lazily)
+    from .logger import NullRunLogger, RunLogger, flatten  # noqa: F401
+    from .tracker import Tracker  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

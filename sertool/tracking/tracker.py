@@ -311,6 +311,13 @@ class Tracker:
         except (MlflowException, OSError) as e:
             raise NotFound(f"run {run_id} has no artifact {path!r} ({e})") from None
 
+    def log_text_artifact(self, run_id: str, text: str, name: str) -> None:
+        """Attach a text file (a rendered report) to an existing, possibly finished, run."""
+        try:
+            self.client.log_text(run_id, text, name)
+        except MlflowException as e:
+            raise SertoolError(f"could not log {name} to run {run_id}: {e.message}") from None
+
     def load_table(self, run_id: str, name: str, **read_kwargs: Any) -> "pd.DataFrame":
         """Read a table artifact logged by `RunLogger.log_table` (id columns stay text)."""
         import pandas as pd

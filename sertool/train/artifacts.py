@@ -13,8 +13,9 @@ import numpy as np
 from ..labels import ATTRIBUTES, CLASSES
 from ..metrics import METRIC_NAMES, best
 from ..predictions import Predictions
-from ..tracking.names import PLOTS_DIR
+from ..tracking.names import PLOTS_DIR, WARNING_CONSTANT_TAG
 from .checkpoint import CheckpointInfo, save_checkpoint
+from .diagnostics import constant_warning
 from .evaluate import predict_split, split_metrics
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ def log_outcome(run: "RunLogger", trainee: "Trainee", feeds: "Feeds", result: "T
             continue
         probs, attrs = predict_split(trainee, feeds, split)
         run.log_predictions(split.name, Predictions(split.clip_ids, probs, attrs).to_frame())
+        if split is data.dev and (flat := constant_warning(split, probs, attrs)):
+            result.warnings.append(flat)
+            run.set_tags({WARNING_CONSTANT_TAG: flat})
         if split is not data.dev:
             m = {k: v for k, v in split_metrics(trainee.loss_cpu, split, probs, attrs).items() if k != "loss"}
             if m:
@@ -69,7 +73,7 @@ def confusion_figure(split: "SplitData", probs: np.ndarray) -> "Figure | None":
     from matplotlib.figure import Figure
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    keep = (split.class_target >= 0) & split.scored
+    keep = split.targets.class_rows
     if not keep.any():
         return None
     fig = Figure(figsize=(6, 5.5))
@@ -88,11 +92,11 @@ def scatter_figure(split: "SplitData", attrs: np.ndarray) -> "Figure | None":
 
     from ..metrics import ccc
 
-    if not split.scored.any():
+    if not split.targets.labelled.any():
         return None
     fig = Figure(figsize=(12, 4))
     for j, (ax, attribute) in enumerate(zip(fig.subplots(1, len(ATTRIBUTES)), ATTRIBUTES)):
-        keep = split.scored & ~np.isnan(split.attrs[:, j])
+        keep = split.targets.attribute_rows(j)
         t, p = split.attrs[keep, j], attrs[keep, j]
         ax.scatter(t, p, s=6, alpha=0.5)
         ax.plot([1, 7], [1, 7], color="grey", lw=1, ls="--")

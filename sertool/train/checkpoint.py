@@ -18,7 +18,9 @@ from ..errors import NotFound, StoreMismatch
 if TYPE_CHECKING:
     from ..model.fusion import FusionModel
 
-FORMAT = "sertool.fusion/1"
+FORMAT = "sertool.fusion/2"
+OLD_FORMATS = {"sertool.fusion/1"}
+"""/1 checkpoints called mean + std pooling `mean`; since /2 that is `meanstd` and `mean` is the mean only."""
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
@@ -48,6 +50,11 @@ class CheckpointInfo:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "checkpoint") -> "CheckpointInfo":
+        if d.get("format") in OLD_FORMATS:
+            fusion = dict(d["fusion"])
+            if fusion.get("pooling") == "mean":
+                fusion["pooling"] = "meanstd"
+            d = {**d, "fusion": fusion, "format": FORMAT}
         if d.get("format") != FORMAT:
             raise StoreMismatch(f"{source}: not a sertool fusion checkpoint (format {d.get('format')!r}, expected {FORMAT})")
         return cls(**{k: d[k] for k in ("fusion", "encoders", "classes", "attributes")},

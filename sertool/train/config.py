@@ -13,25 +13,29 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import InvalidOption
+from ..labels import CLIP_USES
 from ..metrics import SELECT_CHOICES
 
 STAGES = ("pretrain", "task1", "task2")
-POOLING = ("asp", "mean")
+POOLING = ("asp", "mean", "meanstd")
 DEVICES = ("cpu", "cuda")
 PAPER_ENCODERS = ("whisper", "wavlm", "roberta")
 
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "pretrain": {"lr": 2e-5, "epochs": 50, "alpha": 0.5, "beta": 0.5},
-    "task1": {"lr": 1e-5, "epochs": 50, "alpha": 0.0, "beta": 1.0},
-    "task2": {"lr": 5e-6, "epochs": 30, "alpha": 1.0, "beta": 0.0},
+    "pretrain": {"lr": 2e-5, "epochs": 50, "alpha": 0.5, "beta": 0.5, "class_weights": True, "o_clips": "regression"},
+    "task1": {"lr": 1e-5, "epochs": 20, "alpha": 0.0, "beta": 1.0, "class_weights": False, "o_clips": "exclude"},
+    "task2": {"lr": 5e-6, "epochs": 30, "alpha": 1.0, "beta": 0.0, "class_weights": False, "o_clips": "regression"},
 }
 """Per-stage defaults of the fields a stage changes (DESIGN.md §1); the CLI's help is written from these."""
 
 
 def stage_defaults_text(name: str) -> str:
     """`0.5; task1 0; task2 1`: a field's stage defaults as help text shows them."""
+    def fmt(v: Any) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v).lower()
+
     first, *rest = STAGES
-    return "; ".join([f"{STAGE_DEFAULTS[first][name]:g}", *(f"{s} {STAGE_DEFAULTS[s][name]:g}" for s in rest)])
+    return "; ".join([fmt(STAGE_DEFAULTS[first][name]), *(f"{s} {fmt(STAGE_DEFAULTS[s][name])}" for s in rest)])
 
 
 class ConfigError(InvalidOption):
@@ -52,8 +56,15 @@ class TrainConfig:
     """Weight of the attribute regression loss (stage default: 0.5 / 0 / 1)."""
     beta: float | None = None
     """Weight of the classification loss (stage default: 0.5 / 1 / 0)."""
-    class_weights: bool = True
-    """Class-weighted CE with `w_c = N / (8 n_c)` from the training split; False = plain CE."""
+    class_weights: bool | None = None
+    """Class-weighted CE with `w_c = N / (8 n_c)` from the training split; False = plain CE (stage default:
+    weighted for pre-training, plain for the fine-tunes: the paper's Table 2 compares weighting as a variant)."""
+    o_clips: str | None = None
+    """O (other) clips: `regression` trains the attributes with them, `exclude` leaves them out of the
+    sample (stage default: exclude for Task 1, as the paper did; regression otherwise)."""
+    x_clips: str = "exclude"
+    """X (no agreement) clips: `exclude` (the paper) or `regression` (train the attributes with them:
+    their ratings are valid; the Task 2 winners' finding)."""
     gaussian_sigma: float | None = None
     """Gaussian-penalty MSE width (paper: 3, 5, 7); None = plain MSE."""
     lr: float | None = None
@@ -79,7 +90,8 @@ class TrainConfig:
     lstm_layers: int = 2
     """Number of LSTM layers."""
     pooling: str = "asp"
-    """`asp` (attentive statistics pooling) or `mean` (masked mean pooling)."""
+    """`asp` (attentive statistics pooling), `mean` (masked mean only: the paper's "average pooling"),
+    or `meanstd` (masked mean and standard deviation)."""
     pooled_norm: bool = False
     """Standardise each encoder's pooled statistics across clips before the projection (not in the
     paper; the tiny preset's random-weight encoders need it to learn, see `FusionConfig.pooled_norm`)."""
@@ -141,6 +153,8 @@ class TrainConfig:
         need(self.lstm_hidden >= 1, "lstm_hidden", "must be >= 1")
         need(self.lstm_layers >= 1, "lstm_layers", "must be >= 1")
         need(self.pooling in POOLING, "pooling", f"{self.pooling!r} is not one of {', '.join(POOLING)}")
+        for name in ("o_clips", "x_clips"):
+            need(getattr(self, name) in CLIP_USES, name, f"{getattr(self, name)!r} is not one of {', '.join(CLIP_USES)}")
         need(len(self.encoders) >= 1, "encoders", "name at least one encoder")
         need(len(set(self.encoders)) == len(self.encoders), "encoders", "an encoder is named twice")
         need(self.select in SELECT_CHOICES, "select", f"{self.select!r} is not one of {', '.join(SELECT_CHOICES)}")

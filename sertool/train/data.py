@@ -43,10 +43,6 @@ class SplitData:
     def attrs(self) -> np.ndarray:
         return self.targets.attrs  # (N, 3) float32, NaN where unlabelled
 
-    @property
-    def scored(self) -> np.ndarray:
-        """Clips that count in dev/test metrics (`labels.is_scored`)."""
-        return self.targets.scored
 
 
 @dataclass
@@ -82,11 +78,13 @@ def load_encoders(catalog: Catalog, names: Sequence[str]) -> dict[str, StoredEnc
     return {n: known[n] for n in names}
 
 
-def load_training_data(catalog: Catalog, encoders: Sequence[str], scheme: str = "corpus") -> TrainingData:
+def load_training_data(catalog: Catalog, encoders: Sequence[str], scheme: str = "corpus", *,
+                       o_clips: str = "regression", x_clips: str = "exclude") -> TrainingData:
     """Clips of every split of `scheme` that have clean frames for all `encoders`, with targets and variants.
 
-    Train keeps the clips that train (`labels.trains`); Development and the test splits keep every clip
-    (predictions are written for all of them) and mark which ones count in the metrics.
+    Train keeps the clips that train (`labels.trains`, with what to do with O and X clips); Development
+    and the test splits keep every clip (predictions are written for all of them; `metrics.score` picks
+    the rows each figure counts).
     """
     names = list(encoders)
     rows = scheme_clips(catalog, scheme, names)
@@ -107,11 +105,11 @@ def load_training_data(catalog: Catalog, encoders: Sequence[str], scheme: str = 
         return SplitData(name, [r.clip_id for r in items], targets,
                          [tuple(variants.get(r.clip_id, ())) for r in items])
 
-    train = make(TRAIN, [r for r in by_split.pop(TRAIN, []) if trains(r.emotion)])
+    train = make(TRAIN, [r for r in by_split.pop(TRAIN, []) if trains(r.emotion, o_clips=o_clips, x_clips=x_clips)])
     dev = make(DEV, by_split.pop(DEV, []))
     tests = {name: make(name, items) for name, items in sorted(by_split.items())}
     if len(train) == 0:
         raise NotFound(f"split scheme {scheme!r} has no labelled {TRAIN} clip with frames of {', '.join(names)}")
-    if not dev.scored.any():
+    if not dev.targets.labelled.any():
         raise NotFound(f"split scheme {scheme!r} has no labelled {DEV} clip with frames of {', '.join(names)}")
     return TrainingData(infos, train, dev, tests, missing)

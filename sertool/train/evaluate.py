@@ -1,7 +1,6 @@
 """Evaluating the model on a split: its predictions, and the figures they score.
 
-Scores use the vocabulary floor's rule for which clips count (`labels.is_scored`) and the metrics
-module's functions: the same rule and functions ensembles and `sertool score` use.
+Figures come from `metrics.score`, the official scoring that ensembles and `sertool score` use too.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..labels import ATTRIBUTES, CLASSES
-from ..metrics import all_metrics, metric_name
+from ..metrics import metric_name, score
 
 if TYPE_CHECKING:
     from ..model.losses import MultiTaskLoss
@@ -40,13 +39,13 @@ def predict_split(trainee: "Trainee", feeds: "Feeds", split: "SplitData") -> tup
 
 def split_metrics(loss_cpu: "MultiTaskLoss", split: "SplitData", probs: np.ndarray,
                   attrs: np.ndarray) -> dict[str, float]:
-    """Macro-F1, CCC per attribute and mean, and the loss, on the split's scored clips."""
+    """The split's figures (`metrics.score`) and the loss over its labelled clips; {} when unlabelled."""
     import torch
 
-    keep = split.scored
+    keep = split.targets.labelled
     if not keep.any():
         return {}
-    m = all_metrics(split.class_target[keep], probs[keep].argmax(axis=1), split.attrs[keep], attrs[keep])
+    m = score(split.targets, probs.argmax(axis=1), attrs)
     logits = torch.log(torch.from_numpy(probs[keep]).clamp_min(1e-12))
     with torch.no_grad():
         parts = loss_cpu(logits, torch.from_numpy(attrs[keep]),

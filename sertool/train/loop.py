@@ -19,9 +19,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
+
 from ..progress import progress_bar
 from ..store.layout import StoreLayout
-from ..tracking.names import encoder_tag
+from ..tracking.names import WARNING_SCHEDULE_TAG, encoder_tag
 from . import distributed
 from .artifacts import log_outcome
 from .batches import iter_timed
@@ -75,6 +77,8 @@ class TrainResult:
     """Metrics of the labelled test splits, by split name, for the selected checkpoint."""
     n_parameters: int = 0
     n_train: int = 0
+    warnings: list[str] = field(default_factory=list)
+    """What the user should know about this run (a schedule too short to learn, constant predictions)."""
 
     @property
     def samples_per_s(self) -> float:
@@ -131,9 +135,16 @@ def fit(
     trained again, identically, but not logged twice). `resume_path`: where to save the state after
     every epoch (rank 0). `console`: rich progress there.
     """
+    from .diagnostics import schedule_warning
+
     config, feeds, trainee, dist = session.config, session.feeds, session.trainee, session.dist
     data = feeds.data
     run.set_tags({encoder_tag(n): e.fingerprint for n, e in data.encoders.items()})
+    early = schedule_warning(config, len(feeds.sampler) * dist.world)
+    if early and resume is None:
+        run.set_tags({WARNING_SCHEDULE_TAG: early})
+        if console is not None and dist.is_main:
+            console.print(f"[bold yellow]warning:[/] {escape(early)}", highlight=False)
     if resume is None:
         run.log_config({**config.to_dict(), "device": session.device})
         run.log_params({
@@ -144,6 +155,7 @@ def fit(
         })
     result = _epochs(trainee, feeds, dist, run, resume, resume_path if dist.is_main else None, logged_epochs, console)
     result.run_id = run.run_id
+    result.warnings += [early] if early else []
     if dist.is_main:
         with tempfile.TemporaryDirectory(prefix="sertool-train-") as tmp:
             log_outcome(run, trainee, feeds, result, Path(tmp))

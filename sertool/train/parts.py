@@ -114,7 +114,8 @@ def build_feeds(config: TrainConfig, layout: StoreLayout, device: str, dist: Dis
     import torch
 
     with Catalog(layout.catalog, read_only=True) as catalog:
-        data = load_training_data(catalog, config.encoders, config.splits)
+        data = load_training_data(catalog, config.encoders, config.splits, o_clips=config.o_clips,
+                                  x_clips=config.x_clips)
         reader = open_reader(layout, data.encoders, [data.train] if config.augment else [], catalog=catalog)
     sampler = PlanSampler(lambda epoch: plan_epoch(
         data.train, samples_per_epoch=config.samples_per_epoch, batch_size=per_rank_batch(config.batch_size, dist.world),

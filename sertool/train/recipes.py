@@ -1,11 +1,21 @@
 """TOML recipes: every `sertool train` option, written down so a run can be repeated.
 
-A recipe's top-level keys are `TrainConfig` fields (dashes or underscores). An optional `[sweep]` table
-turns it into a grid for `sertool sweep`:
+A recipe's top-level keys are `TrainConfig` fields (dashes or underscores). An optional `[scheme]` table
+names the split scheme the runs train on and how it is made (`sertool store split` with these values;
+`sertool train --recipe` and `sertool sweep` make it when the catalog lacks it), so that a recipe like
+the paper's ablation reproduces its data split too. An optional `[sweep]` table turns it into a grid
+for `sertool sweep`:
 
 ```toml
 stage = "pretrain"
 epochs = 50
+splits = "paper-ablation"
+
+[scheme]                                             # `splits` is made this way when missing
+from = "Train"
+holdout = 0.1
+by = "speaker"
+seed = 0
 
 [sweep]
 grid = { alpha = [0, 0.5, 1], beta = [0, 0.5, 1] }   # cartesian product
@@ -27,12 +37,16 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BadInput, InvalidOption, SertoolError
 from .config import ConfigError, TrainConfig, field_names
 
+if TYPE_CHECKING:
+    from ..store.splits import SplitParams
+
 SWEEP_KEYS = ("grid", "exclude", "runs", "name")
+SCHEME_KEYS = ("from", "holdout", "by", "seed")
 
 
 @dataclass
@@ -44,6 +58,8 @@ class Recipe:
     children: list[dict[str, Any]] = field(default_factory=list)
     """One dict of overrides per child run (empty list: not a sweep)."""
     sweep_name: str | None = None
+    scheme: "SplitParams | None" = None
+    """How the recipe's split scheme (`base["splits"]`) is made, where the recipe says."""
 
     @property
     def swept_keys(self) -> list[str]:
@@ -143,8 +159,9 @@ def load_recipe(path: str | Path) -> Recipe:
         m = re.search(r"line (\d+)", str(e))
         raise BadInput(path, f"not valid TOML ({e})", row=int(m.group(1)) if m else None) from None
     sweep = data.pop("sweep", None)
+    scheme = data.pop("scheme", None)
     base = _coerce_table(path, text, data)
-    recipe = Recipe(path=path, base=base)
+    recipe = Recipe(path=path, base=base, scheme=_scheme(path, text, scheme, base))
     if sweep is None:
         return recipe
     if not isinstance(sweep, dict):
@@ -172,6 +189,41 @@ def load_recipe(path: str | Path) -> Recipe:
         raise BadInput(path, "the sweep has no runs left after `exclude`", field="sweep")
     recipe.sweep_name = sweep.get("name") or path.stem
     return recipe
+
+
+def _scheme(path: Path, text: str, table: Any, base: dict[str, Any]) -> "SplitParams | None":
+    """The `[scheme]` table as `SplitParams` (checked), or None without one."""
+    from ..store.splits import SplitParams
+
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise BadInput(path, "must be a table", row=_line_of(text, "scheme"), field="scheme")
+    unknown = [k for k in table if k not in SCHEME_KEYS]
+    if unknown:
+        raise BadInput(path, f"unknown scheme key (known: {', '.join(SCHEME_KEYS)})", row=_line_of(text, unknown[0]),
+                       field=f"scheme.{unknown[0]}")
+    if base.get("splits", "corpus") == "corpus":
+        raise BadInput(path, "a [scheme] table needs `splits = NAME` (the scheme it makes)", row=_line_of(text, "scheme"),
+                       field="splits")
+    try:
+        return SplitParams(from_split=table.get("from", "Train"), holdout=float(table.get("holdout", 0.1)),
+                           by=table.get("by", "speaker"), seed=int(table.get("seed", 0)))
+    except InvalidOption as e:
+        key = {"from_split": "from"}.get(e.option, e.option)
+        raise BadInput(path, e.message, row=_line_of(text, key), field=f"scheme.{key}") from None
+
+
+def ensure_scheme(recipe: Recipe | None, catalog_path: Path) -> str | None:
+    """Make the recipe's split scheme in the catalog when it is missing (as `sertool store split` would);
+    refuse one of the same name made another way. Returns the scheme's name when this call made it."""
+    if recipe is None or recipe.scheme is None:
+        return None
+    from ..store.catalog import Catalog
+    from ..store.splits import ensure_scheme as ensure
+
+    with Catalog(catalog_path) as cat:
+        return ensure(cat, recipe.base["splits"], recipe.scheme)
 
 
 def resolve_config(

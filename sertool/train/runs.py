@@ -108,12 +108,17 @@ def resolve_init_from(tracker: "Tracker", spec: str, experiment: str | None = No
         return tracker.resolve_run(spec, experiment).run_id
     from ..metrics import tracked_name
 
-    metric = tracked_name(spec.split(":", 1)[1])
+    alias = spec.split(":", 1)[1]
+    metric = tracked_name(alias)
     runs = tracker.find_runs(
         experiment, filter_string=f"attributes.status = 'FINISHED' and tags.`{STAGE_TAG}` = 'pretrain'",
         order_by=[f"metrics.`{metric}` DESC"], kind="train",
     )
     runs = [r for r in runs if metric in r.metrics]
+    # A run kept its checkpoint by one metric (--select): "the best pre-trained model by macro-F1" is
+    # a run whose checkpoint was kept by macro-F1, where there is one.
+    kept_by = [r for r in runs if r.tags.get(SELECT_TAG) and tracked_name(r.tags[SELECT_TAG]) == metric]
+    runs = kept_by or runs
     if not runs:
         raise NotFound(f"--init-from {spec}: no finished pre-training run with metric {metric} in the experiment")
     return runs[0].run_id

@@ -66,7 +66,10 @@ def run_sweep(
     """Train every grid point of `recipe` as a child run of one parent `sweep` run."""
     from .runs import init_resolver, train
 
+    from .recipes import ensure_scheme
+
     experiment = (overrides or {}).get("experiment") or recipe.base.get("experiment")
+    ensure_scheme(recipe, layout.catalog)
     configs = plan_sweep(recipe, overrides, init_resolver(tracker, experiment))
     result = SweepResult(None, recipe.swept_keys)
     with tracker.start("sweep", experiment=experiment, run_name=recipe.sweep_name,

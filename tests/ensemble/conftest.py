@@ -46,16 +46,18 @@ class World:
     test3_ids: list[str]
     truth_attrs: np.ndarray  # (N_DEV, 3)
     truth_class: np.ndarray  # (N_DEV,) class index, -100 for O / X
-    scored: np.ndarray  # (N_DEV,) bool
+    agreed: np.ndarray  # (N_DEV,) bool: not X
     run_ids: dict[str, str] = field(default_factory=dict)
     preds: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)  # name -> split -> table
 
     def dev_ccc(self, attribute: str, values: np.ndarray) -> float:
+        """Officially: over every rated Development clip, X included."""
         j = ATTRIBUTES.index(attribute)
-        return ccc(self.truth_attrs[self.scored, j], np.asarray(values)[self.scored])
+        return ccc(self.truth_attrs[:, j], np.asarray(values))
 
     def dev_f1(self, probs: np.ndarray) -> float:
-        keep = self.scored
+        """Officially: over the clips whose consensus is one of the 8 classes."""
+        keep = self.truth_class >= 0
         return f1_macro(self.truth_class[keep], np.asarray(probs)[keep].argmax(axis=1))
 
 
@@ -78,8 +80,8 @@ def make_catalog(layout: StoreLayout, rng: np.random.Generator):
         for c in t1_ids:
             cat.execute("INSERT INTO labels (clip_id, emotion, arousal, valence, dominance) VALUES (?, 'N', 4, 4, 4)", [c])
     target = np.array([CLASSES.index(e) if e in CLASSES else -100 for e in emotions])
-    scored = np.array([e != "X" for e in emotions])
-    return dev_ids, t1_ids, t3_ids, attrs, target, scored
+    agreed = np.array([e != "X" for e in emotions])
+    return dev_ids, t1_ids, t3_ids, attrs, target, agreed
 
 
 def predictions(ids: list[str], attrs: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
@@ -98,14 +100,15 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 def log_run(tracker, world: World, name: str, dev: pd.DataFrame, tests: dict[str, pd.DataFrame],
-            experiment: str, fingerprints: dict[str, str] = FINGERPRINTS, metrics: dict | None = None) -> str:
+            experiment: str, fingerprints: dict[str, str] = FINGERPRINTS, metrics: dict | None = None,
+            stage: str = "task2") -> str:
     """A finished train run as the training loop leaves it: tags, best_dev_* metrics, prediction tables."""
     if metrics is None:
         metrics = {best(CCC[a]): world.dev_ccc(a, dev[a].to_numpy()) for a in ATTRIBUTES}
         metrics[best(CCC["mean"])] = float(np.mean(list(metrics.values())))
         metrics[best(F1)] = world.dev_f1(dev[[f"p_{c}" for c in CLASSES]].to_numpy())
     with tracker.start("train", experiment=experiment, run_name=name,
-                       tags={STAGE_TAG: "task2", "sertool.splits": "corpus",
+                       tags={STAGE_TAG: stage, "sertool.splits": "corpus",
                              **{encoder_tag(k): v for k, v in fingerprints.items()}}) as run:
         run.log_metrics(metrics)
         run.log_predictions("Development", dev)
@@ -122,8 +125,8 @@ def world(tmp_path_factory) -> World:
     layout = StoreLayout.at(root / "store")
     uri = f"sqlite:///{root / 'experiments' / 'mlflow.db'}"
     rng = np.random.default_rng(7)
-    dev_ids, t1_ids, t3_ids, attrs, target, scored = make_catalog(layout, rng)
-    w = World(layout, uri, "ens", dev_ids, t3_ids, attrs, target, scored)
+    dev_ids, t1_ids, t3_ids, attrs, target, agreed = make_catalog(layout, rng)
+    w = World(layout, uri, "ens", dev_ids, t3_ids, attrs, target, agreed)
     tracker = Tracker(uri, experiment="ens")
     for name, (noise, strength) in RUNS.items():
         dev_attrs = np.clip(attrs + rng.normal(0, 1, attrs.shape) * np.array(noise), 1, 7)

@@ -83,7 +83,8 @@ def test_top_k_takes_the_best_runs_of_each_attribute(world, tracker, cli_env):
         order = [r["FileName"][: -len(".wav")] for r in rows]
         np.testing.assert_allclose(got, np.asarray(want)[[world.test3_ids.index(c) for c in order]], atol=1e-5)
         np.testing.assert_allclose(test3.loc[order, a], got, atol=1e-5)
-    assert tracker.list_artifacts(run.run_id, "submission") == ["submission/top2_task2.csv"]
+    assert sorted(tracker.list_artifacts(run.run_id, "submission")) == [
+        "submission/top2_task2.csv", "submission/top2_task2_Development.csv"]
 
 
 def test_greedy_never_loses_to_top_k_on_dev(world, tracker):
@@ -106,7 +107,8 @@ def test_greedy_never_loses_to_top_k_on_dev(world, tracker):
 
 
 def test_task1_averages_class_probabilities_of_the_best_f1_runs(world, tracker, cli_env):
-    res = invoke(world, "--task", "1", "--top", "3", "--name", "cls3")
+    # (these runs are tagged task2 fine-tunes: a Task 1 ensemble takes task1/pretrain runs unless told)
+    res = invoke(world, "--task", "1", "--top", "3", "--stages", "task2", "--name", "cls3")
     assert res.exit_code == 0, res.output
     expected = best_by(world, lambda df: world.dev_f1(df[PROBS].to_numpy()), 3)
     run = ensemble_run(tracker, "cls3")
@@ -160,14 +162,21 @@ def test_baseline_is_averaged_in(world, tracker, cli_env, tmp_path):
     assert len(rows) == len(world.test3_ids)
     for j, (a, col) in enumerate(zip(ATTRIBUTES, ("EmoAct", "EmoVal", "EmoDom"))):
         members = run.params[f"ensemble.members.{a}"].split(",")
-        assert len(members) == 2 and members[1] == "baseline"
         (best,) = best_by(world, lambda df: world.dev_ccc(a, df[a]), 1)
         assert members[0] == world.run_ids[best]
-        dev_mean = (world.preds[best]["Development"][a].to_numpy() + dev_vals[:, j]) / 2
+        joins = a != "valence"  # the paper's default: the baseline joins arousal and dominance only
+        assert members[1:] == (["baseline"] if joins else [])
+        n = 2 if joins else 1
+        dev_mean = (world.preds[best]["Development"][a].to_numpy() + (dev_vals[:, j] if joins else 0)) / n
         assert run.metrics[dev_name(CCC[a])] == pytest.approx(world.dev_ccc(a, dev_mean), abs=1e-6)
         t3 = world.preds[best]["Test3"].set_index("clip_id")[a]
         for i, c in enumerate(world.test3_ids):
-            assert float(rows[c][col]) == pytest.approx((t3[c] + t3_vals[i, j]) / 2, abs=1e-4)
+            assert float(rows[c][col]) == pytest.approx((t3[c] + (t3_vals[i, j] if joins else 0)) / n, abs=1e-4)
+    res = invoke(world, "--top", "1", "--with-baseline", str(path), "--baseline-attributes", "valence",
+                 "--name", "top1-blv", "--out", str(tmp_path / "subv.csv"))
+    assert res.exit_code == 0, res.output
+    run = ensemble_run(tracker, "top1-blv")
+    assert [run.params[f"ensemble.members.{a}"].count("baseline") for a in ATTRIBUTES] == [0, 1, 0]
 
     # A baseline that misses a Test3 clip, or holds a non-number, is refused naming file, row, field.
     short = _baseline(tmp_path / "short.csv", world.dev_ids + world.test3_ids[:-1], np.vstack([dev_vals, t3_vals[:-1]]))

@@ -22,7 +22,7 @@ def random_batch(n: int, seed: int = 0) -> dict:
     return batch
 
 
-@pytest.mark.parametrize("pooling", ["asp", "mean"])
+@pytest.mark.parametrize("pooling", ["asp", "mean", "meanstd"])
 def test_paper_dims_have_about_60m_parameters(pooling):
     model = FusionModel(FusionConfig(encoders=PAPER_ENCODERS, pooling=pooling))
     n = model.num_parameters()
@@ -121,7 +121,7 @@ def test_pooled_norm_standardises_pooled_statistics_and_keeps_eval_batch_indepen
     """With pooled_norm the projection sees each pooled dimension standardised across the batch's clips;
     at eval it uses running statistics, so a clip's output still does not depend on its batch-mates."""
     torch.manual_seed(0)
-    cfg = FusionConfig(encoders={"a": 6, "b": 4}, proj_dim=8, lstm_hidden=8, pooling="mean", pooled_norm=True)
+    cfg = FusionConfig(encoders={"a": 6, "b": 4}, proj_dim=8, lstm_hidden=8, pooling="meanstd", pooled_norm=True)
     model = FusionModel(cfg)
     assert model.num_parameters() == FusionModel(FusionConfig(**{**cfg.to_dict(), "pooled_norm": False})).num_parameters()
     frames = {"a": torch.randn(5, 7, 6) * 0.5 + 3.0, "b": torch.randn(5, 9, 4) * 0.5 - 2.0}  # shared offsets
@@ -142,7 +142,20 @@ def test_pooled_norm_standardises_pooled_statistics_and_keeps_eval_batch_indepen
     assert torch.allclose(whole.logits[2], one.logits[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("kw", [{}, {"pooling": "mean"}, {"encoders": {"a": 8, "b": 5}, "proj_dim": 7, "lstm_hidden": 9,
+def test_mean_only_pooling_at_paper_dims():
+    """Average pooling projects each encoder's mean: Linear(dim, 1028), not Linear(2 dim, 1028)."""
+    mean = FusionModel(FusionConfig(encoders=PAPER_ENCODERS, pooling="mean"))
+    meanstd = FusionModel(FusionConfig(encoders=PAPER_ENCODERS, pooling="meanstd"))
+    assert [m.in_features for m in mean.projs.values()] == [1280, 1024, 1024]
+    assert [m.in_features for m in meanstd.projs.values()] == [2560, 2048, 2048]
+    # the projections are the only difference: 1028 x (1280 + 1024 + 1024) weights fewer
+    assert meanstd.num_parameters() - mean.num_parameters() == 1028 * (1280 + 1024 + 1024)
+    projections = 1028 * (1280 + 1024 + 1024) + 3 * 1028
+    lstm = 4 * 2048 * (1028 + 2048 + 2) + 4 * 2048 * (2048 + 2048 + 2)
+    assert mean.num_parameters() == projections + 2 * 1028 + lstm + (2048 + 1) * 11  # + LayerNorm, head
+
+
+@pytest.mark.parametrize("kw", [{}, {"pooling": "mean"}, {"pooling": "meanstd"}, {"encoders": {"a": 8, "b": 5}, "proj_dim": 7, "lstm_hidden": 9,
                                                           "lstm_layers": 3, "attn_hidden": 4, "pooled_norm": True}])
 def test_parameter_count_is_known_before_building(kw):
     config = FusionConfig(**kw)

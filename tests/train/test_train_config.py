@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize(
     "stage, lr, epochs, alpha, beta, select",
-    [("pretrain", 2e-5, 50, 0.5, 0.5, "ccc"), ("task1", 1e-5, 50, 0.0, 1.0, "f1"), ("task2", 5e-6, 30, 1.0, 0.0, "ccc")],
+    [("pretrain", 2e-5, 50, 0.5, 0.5, "ccc"), ("task1", 1e-5, 20, 0.0, 1.0, "f1"), ("task2", 5e-6, 30, 1.0, 0.0, "ccc")],
 )
 def test_stage_defaults(stage, lr, epochs, alpha, beta, select):
     c = TrainConfig(stage=stage)
@@ -107,20 +107,78 @@ def test_sweep_grid_runs_and_exclude(tmp_path):
         plan_sweep(rec, {"alpha": 0.5})
 
 
-def test_paper_recipes():
-    table1 = plan_sweep(load_recipe(ROOT / "experiments/paper/table1.toml"))
+def _dry_run(recipe: str) -> list[dict]:
+    import json
+
+    from typer.testing import CliRunner
+
+    from sertool.cli import app
+
+    res = CliRunner().invoke(app, ["sweep", str(ROOT / "experiments" / "paper" / recipe), "--dry-run", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+PAPER = dict(samples_per_epoch=32000, batch_size=128, warmup_epochs=3.0, min_lr=1e-7)
+"""What every paper run shares (DESIGN.md §1): 32,000 sampled clips per epoch, batch 128, 3 warm-up
+epochs of a cosine schedule down to 1e-7."""
+
+
+def test_table1_recipe_is_the_papers_ablation():
+    runs = _dry_run("table1.toml")
     steps = [0.0, 0.25, 0.5, 0.75, 1.0]
-    assert sorted((c.alpha, c.beta) for c in table1) == sorted((a, b) for a in steps for b in steps if a or b)
-    assert all((c.epochs, c.samples_per_epoch, c.batch_size, c.lr, c.proj_dim, c.lstm_hidden) ==
-               (50, 32000, 128, 2e-5, 1028, 2048) for c in table1)
-    task1 = plan_sweep(load_recipe(ROOT / "experiments/paper/task1.toml"))
-    assert sorted((c.class_weights, c.lr) for c in task1) == [(False, 1e-6), (False, 1e-5), (True, 1e-6), (True, 1e-5)]
-    assert all(c.stage == "task1" and c.alpha == 0 and c.init_from == "best:f1" for c in task1)
-    task2 = plan_sweep(load_recipe(ROOT / "experiments/paper/task2.toml"))
-    assert sorted((c.gaussian_sigma or 0.0) for c in task2) == [0.0, 3.0, 5.0, 7.0]
-    assert all((c.stage, c.lr, c.epochs, c.beta) == ("task2", 5e-6, 30, 0.0) for c in task2)
+    assert sorted((r["alpha"], r["beta"]) for r in runs) == sorted((a, b) for a in steps for b in steps if a or b)
+    for r in runs:
+        assert {k: r[k] for k in PAPER} == PAPER
+        assert (r["stage"], r["epochs"], r["lr"], r["pooling"], r["proj_dim"], r["lstm_hidden"]) == \
+            ("pretrain", 50, 2e-5, "asp", 1028, 2048)
+        assert r["augment"] is False and r["splits"] == "paper-ablation" and r["class_weights"] is True
+        assert r["encoders"] == ["whisper", "wavlm", "roberta"]
+    rec = load_recipe(ROOT / "experiments/paper/table1.toml")
+    # 6,833 of 68,428 Train clips become the validation set; the original Development the test set
+    assert rec.scheme.from_split == "Train" and abs(rec.scheme.holdout - 6833 / 68428) < 1e-3
+
+
+def test_pretrain_recipe_makes_the_finetunes_starting_points():
+    runs = {r["run_name"]: r for r in _dry_run("pretrain.toml")}
+    assert set(runs) == {"pretrain-asp-f1", "pretrain-asp", "pretrain-mean"}
+    assert (runs["pretrain-asp-f1"]["select"], runs["pretrain-asp"]["select"], runs["pretrain-mean"]["select"]) == \
+        ("f1", "ccc", "ccc")
+    assert runs["pretrain-mean"]["pooling"] == "mean" and runs["pretrain-asp"]["pooling"] == "asp"
+    for r in runs.values():
+        assert (r["alpha"], r["beta"], r["epochs"], r["lr"], r["augment"]) == (0.75, 0.25, 50, 2e-5, True)
+        assert {k: r[k] for k in PAPER} == PAPER
+
+
+def test_task1_recipe_is_table2():
+    runs = {r["run_name"]: r for r in _dry_run("task1.toml")}
+    assert {n: (r["lr"], r["class_weights"]) for n, r in runs.items()} == {
+        "t1-(1)-lr1e-5": (1e-5, False), "t1-(2)-lr1e-6": (1e-6, False), "t1-(3)-weighted": (1e-5, True)}
+    for r in runs.values():
+        assert (r["stage"], r["alpha"], r["beta"], r["select"], r["o_clips"], r["epochs"]) == \
+            ("task1", 0.0, 1.0, "f1", "exclude", 20)
+        assert r["init_from"] == "best:f1" and {k: r[k] for k in PAPER} == PAPER
+
+
+def test_task2_recipe_fine_tunes_both_pretrained_models():
+    runs = _dry_run("task2.toml")
+    assert sorted((r["init_from"], r["gaussian_sigma"] or 0.0) for r in runs) == sorted(
+        (m, s) for m in ("pretrain-asp", "pretrain-mean") for s in (0.0, 3.0, 5.0, 7.0))
+    for r in runs:
+        assert (r["stage"], r["alpha"], r["beta"], r["lr"], r["epochs"], r["select"]) == ("task2", 1.0, 0.0, 5e-6, 30, "ccc")
+        assert {k: r[k] for k in PAPER} == PAPER
     tiny = resolve_config(load_recipe(ROOT / "experiments/tiny.toml"))
     assert tiny.proj_dim <= 64 and tiny.epochs <= 10
+
+
+def test_stage_defaults_follow_the_paper_for_task1():
+    c = TrainConfig(stage="task1")
+    assert (c.epochs, c.class_weights, c.o_clips, c.x_clips) == (20, False, "exclude", "exclude")
+    assert TrainConfig(stage="pretrain").class_weights is True
+    assert TrainConfig(stage="task2", x_clips="regression").x_clips == "regression"
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(o_clips="sometimes")
+    assert e.value.field == "o_clips"
 
 
 def test_warmup_then_cosine_to_floor():

@@ -43,11 +43,16 @@ def test_splits_targets_and_exclusions(data):
         assert t == (IGNORE_INDEX if labels[cid] == "O" else CLASSES.index(labels[cid]))
         assert np.isfinite(a).all()
     assert td.class_counts == [sum(labels[c] == k for c in td.train.clip_ids) for k in CLASSES]
-    # Development keeps X clips for its predictions table, but they do not count in the metrics
-    x_dev = [c for c in td.dev.clip_ids if labels[c] == "X"]
-    assert x_dev and not td.dev.scored[[td.dev.clip_ids.index(c) for c in x_dev]].any()
+    # Development keeps X clips: officially they count in every attribute's CCC (their ratings are
+    # valid) but not in macro-F1 (no class), and the X-free companion CCC leaves them out
+    x_rows = [td.dev.clip_ids.index(c) for c in td.dev.clip_ids if labels[c] == "X"]
+    dev = td.dev.targets
+    assert x_rows and not dev.class_rows[x_rows].any()
+    assert all(dev.attribute_rows(j)[x_rows].all() and not dev.attribute_rows(j, exclude_x=True)[x_rows].any()
+               for j in range(3))
     # the challenge-style test split has no labels at all
-    assert not td.tests["Test3"].scored.any() and np.isnan(td.tests["Test3"].attrs).all()
+    test3 = td.tests["Test3"].targets
+    assert not test3.labelled.any() and not test3.class_rows.any() and np.isnan(test3.attrs).all()
     # variants: audio encoders have `noise` for Train only; roberta is a text encoder
     assert all(v == ("noise",) for v in td.train.variants)
     assert td.encoders["roberta"].text and not td.encoders["wavlm"].text

@@ -161,3 +161,17 @@ def test_sweep_creates_parent_and_children(frame_store, tracking_uri, tmp_path, 
     summary = tracker.load_table(parent.run_id, "sweep_summary.csv")
     assert sorted(summary.run_id) == sorted(c.run_id for c in children)
     assert "mini" in res.output and parent.run_id in res.output
+
+
+def test_a_run_that_learns_nothing_says_so(frame_store, tracker, tiny, tiny_run):
+    """The paper's lr on a few hundred clips: a handful of optimizer steps, near-constant predictions.
+    Both are said (one line each, and a run tag); a run that learns says nothing."""
+    config = TrainConfig(**{**tiny, "lr": 2e-5, "warmup_epochs": 3, "epochs": 3, "batch_size": 128,
+                            "run_name": "learns-nothing"})
+    result = train(config, frame_store, tracker=tracker)
+    schedule, flat = result.warnings
+    assert "9 optimizer steps" in schedule and "raise --lr" in schedule.lower()
+    assert "near-constant" in flat and "it learnt (almost) nothing" in flat
+    run = tracker.get_run(result.run_id)
+    assert run.tags["sertool.warning.schedule"] == schedule and run.tags["sertool.warning.constant"] == flat
+    assert tiny_run.warnings == []
