@@ -104,6 +104,9 @@ class EmbedConfig:
 
     def __post_init__(self) -> None:
         from ..encoders.registry import encoder_kinds
+        from ..model.device import check_device
+
+        check_device(self.device)  # before anything is read or written
 
         kinds = encoder_kinds()
         unknown = [e for e in self.encoders if e not in kinds]

@@ -53,6 +53,9 @@ class PredictConfig:
     experiment: str | None = None
 
     def __post_init__(self) -> None:
+        from ..model.device import check_device
+
+        check_device(self.device)
         if not self.window_seconds > 0:
             raise InvalidOption("window_seconds", f"must be positive, got {self.window_seconds}")
 
