@@ -65,7 +65,8 @@ def embed(
             err.print(f"part {parted.part} is in {parted.segment.root}; once all {parted.part.count} parts are "
                       "done, `sertool store merge` commits them to the store", highlight=False)
     if report.readmitted:
-        ids = ", ".join(report.readmitted[:5]) + (f" and {len(report.readmitted) - 5} more" if len(report.readmitted) > 5 else "")
+        n = len(report.readmitted)
+        ids = ", ".join(report.readmitted[:5]) + (f" and {n - 5} more" if n > 5 else "")
         err.print(f"re-checked: {len(report.readmitted)} clip(s) skipped by an earlier embed pass every check now "
                   f"and are embedded ({ids})", highlight=False, soft_wrap=True)
     for clip_id, path, reason in report.skipped:

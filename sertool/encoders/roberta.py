@@ -136,6 +136,7 @@ class RobertaEncoder(EncoderBase):
                 results.append(first)
                 continue
             # each window's owned tokens, shifted by 1 for its <s>
-            body = [outs[w][1 + lo - s : 1 + hi - s] for w, s, (lo, hi) in zip(wins, starts, owned_spans(len(seq), starts, cap))]
+            spans = owned_spans(len(seq), starts, cap)
+            body = [outs[w][1 + lo - s : 1 + hi - s] for w, s, (lo, hi) in zip(wins, starts, spans)]
             results.append(np.concatenate([first[:1], *body, last[-1:]], axis=0))
         return results

@@ -9,8 +9,9 @@ Long clips go through in windows. Self-attention memory grows with the square of
 10-minute clip in one pass: ~58 GB of attention weights at wavlm-large), so a clip longer than
 `window_seconds` (60 s) is normalised as a whole, then cut into overlapping windows on the conv's own
 frame grid: window k starts at sample `hop * f_k` and spans exactly `window_frames` frames, so each
-window's conv output frames *are* frames f_k.. of the whole clip (the conv is local; its layer norm is
-per time step). Each frame is kept from the window where it is most central (the rule RoBERTa uses for
+window's conv output frames *are* frames f_k.. of the whole clip (the conv is local, and wavlm-large's
+layer norm is per time step; a group-norm checkpoint would normalise its first conv layer per window,
+a small further difference). Each frame is kept from the window where it is most central (the rule RoBERTa uses for
 tokens), so a windowed clip has exactly the frames of a single pass (the conv output length of the
 whole clip, 50/s) and each frame has at least a quarter window of context on both sides wherever the
 clip allows. The transformer's attention is what windowing changes: README "Embedding" gives the
@@ -100,7 +101,8 @@ class WavLMEncoder(EncoderBase):
         self.window_samples = int(round(window_seconds * SAMPLE_RATE))
         self.window_frames = self.n_frames(self.window_samples)
         if self.window_frames < 8:
-            raise ValueError(f"wavlm: window_seconds={window_seconds} holds {self.window_frames} frames; need 8 or more")
+            raise ValueError(f"wavlm: window_seconds={window_seconds} holds {self.window_frames} frames; "
+                             "need 8 or more")
         self.overlap_frames = self.window_frames // 4
         windowing = "" if window_seconds == WINDOW_SECONDS else (
             f";windows={window_seconds:g}s-overlap={self.overlap_frames}frames-most-central")

@@ -134,7 +134,8 @@ class EmbedConfig:
         if not self.batch_seconds > 0:
             raise InvalidOption("batch_seconds", f"must be positive, got {self.batch_seconds}")
         if not self.max_seconds >= MIN_SECONDS:
-            raise InvalidOption("max_seconds", f"must be at least {MIN_SECONDS} (the shortest clip), got {self.max_seconds}")
+            raise InvalidOption("max_seconds", f"must be at least {MIN_SECONDS} (the shortest clip), "
+                                               f"got {self.max_seconds}")
         if not self.max_transcript_chars >= 0:
             raise InvalidOption("max_transcript_chars", f"must not be negative, got {self.max_transcript_chars}")
 

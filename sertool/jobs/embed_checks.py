@@ -25,7 +25,14 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..audio import DEFAULT_MAX_SECONDS, DEFAULT_MAX_TRANSCRIPT_CHARS, check_length, load_audio, read_header, resampled_length
+from ..audio import (
+    DEFAULT_MAX_SECONDS,
+    DEFAULT_MAX_TRANSCRIPT_CHARS,
+    check_length,
+    load_audio,
+    read_header,
+    resampled_length,
+)
 from ..errors import BadInput, NotFound
 from ..store.catalog import Catalog
 from ..store.clips import clips_to_embed, record_skips as _record_skips, skipped_by
@@ -72,12 +79,14 @@ def check_transcripts(layout: StoreLayout, clips: Sequence[ClipSource], cfg: "Em
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         text = [k for k in cfg.encoders if encoder_class(k).modality == "text"]
         audio = [k for k in cfg.encoders if k not in text]
-        first = (f"; it is in `skipped` from an earlier embed, so embed the audio encoders first (--encoders "
-                 f"{','.join(audio) or '...'} takes it back), then" if missing[0].clip_id in readmit else "; run")
+        todo = "run `sertool transcribe` first"
+        if missing[0].clip_id in readmit:  # transcribe skips clips in `skipped`: an audio-only embed takes it back
+            todo = ("it is in `skipped` from an earlier embed: run `sertool embed --encoders "
+                    f"{','.join(audio) or '...'}` (which takes it back), then `sertool transcribe`")
         raise BadInput(
             layout.catalog,
-            f"clip {missing[0].clip_id}{more} has no transcript for {', '.join(text)}{first} `sertool transcribe` "
-            f"first, or leave {', '.join(text)} out (--encoders {','.join(audio) or '...'})",
+            f"clip {missing[0].clip_id}{more} has no transcript for {', '.join(text)}; {todo}, or leave "
+            f"{', '.join(text)} out (--encoders {','.join(audio) or '...'})",
             field="transcript",
         )
 
@@ -92,7 +101,8 @@ def long_transcripts(layout: StoreLayout, clips: Sequence[ClipSource],
     ]
 
 
-def check_audio(clips: Sequence[ClipSource], max_seconds: float = DEFAULT_MAX_SECONDS) -> tuple[list[ClipSource], list[Bad]]:
+def check_audio(clips: Sequence[ClipSource],
+                max_seconds: float = DEFAULT_MAX_SECONDS) -> tuple[list[ClipSource], list[Bad]]:
     """Read every clip's header (cheap: no decode) so a bad file stops the run before anything is
     written: unreadable, empty, shorter than 25 ms or longer than `max_seconds`. Returns the good clips
     (durations filled from the header) and the bad."""

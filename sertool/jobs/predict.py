@@ -72,7 +72,8 @@ class PredictConfig:
             raise InvalidOption("window_seconds", f"must be at least {MIN_SECONDS} (the shortest clip), "
                                                   f"got {self.window_seconds}")
         if not self.max_seconds >= MIN_SECONDS:
-            raise InvalidOption("max_seconds", f"must be at least {MIN_SECONDS} (the shortest clip), got {self.max_seconds}")
+            raise InvalidOption("max_seconds", f"must be at least {MIN_SECONDS} (the shortest clip), "
+                                               f"got {self.max_seconds}")
         if self.transcript is not None and len(self.transcript) > DEFAULT_MAX_TRANSCRIPT_CHARS:
             raise InvalidOption("transcript", f"{len(self.transcript):,} characters, over the "
                                               f"{DEFAULT_MAX_TRANSCRIPT_CHARS:,} a text encoder takes")
