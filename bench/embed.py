@@ -78,7 +78,7 @@ def make_store(root: Path, corpus: Path, rows: list[dict]) -> StoreLayout:
 
 def timed_embed(layout: StoreLayout, encoders: list, batch_seconds: float) -> tuple[float, dict[str, float]]:
     """Wall seconds of one full `embed_store`, and seconds per encoder."""
-    cfg = EmbedConfig(encoders=ENCODERS, batch_seconds=batch_seconds)
+    cfg = EmbedConfig(preset="tiny", encoders=ENCODERS, batch_seconds=batch_seconds)
     t0 = time.perf_counter()
     report = embed_store(layout, cfg, encoders=encoders)
     total = time.perf_counter() - t0

@@ -44,6 +44,16 @@ class StoreMismatch(SertoolError):
     """Data of incompatible provenance would be mixed (e.g. two encoder fingerprints under one name)."""
 
 
+class ShrinkRefused(SertoolError):
+    """A re-ingest would remove a large share of what the catalog holds for a corpus (a label file
+    emptied or moved, audio on a disk that is not mounted): refused unless the user allows it.
+    `removals` maps each table over the threshold to (rows removed, rows held)."""
+
+    def __init__(self, message: str, removals: dict[str, tuple[int, int]]) -> None:
+        self.removals = removals
+        super().__init__(message)
+
+
 class NotFound(SertoolError):
     """A named thing (store, run, split scheme, encoder) does not exist."""
 

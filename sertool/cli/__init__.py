@@ -43,7 +43,13 @@ def _root(
                      help="MLflow tracking store: a server (http://...), a database, or a SQLite file."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for user errors too.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the libraries' own INFO logs (MLflow's).")] = False,
 ) -> None:
+    import os
+
+    # MLflow logs INFO lines of its own ("Creating initial MLflow database tables..."); ours are the
+    # progress bars. Set before mlflow is imported; a user's own MLFLOW_LOGGING_LEVEL wins.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
     ctx.obj = AppState(store=store_root, catalog=catalog, tracking_uri=tracking_uri, debug=debug)
 
 

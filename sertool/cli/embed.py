@@ -13,7 +13,7 @@ from ._options import MAX_SECONDS, Device, DeviceOpt, MaxSecondsOpt, ModelDirOpt
 
 def embed(
     ctx: typer.Context,
-    preset: PresetOpt = Preset.tiny,
+    preset: PresetOpt = Preset.paper,
     encoders: Annotated[str, typer.Option(help="Comma-separated encoders.")] = "whisper,wavlm,roberta",
     layer: Annotated[Optional[int], typer.Option(help="Hidden layer to take (default: the last).")] = None,
     model_dir: ModelDirOpt = None,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.table import Table
 
+from ..store.corpora import SHRINK_SHARE
 from ._common import err, out, state
 
 if TYPE_CHECKING:
@@ -18,6 +19,9 @@ group = typer.Typer(help="Read a corpus into the catalog.", no_args_is_help=True
 
 NameOpt = Annotated[
     Optional[str], typer.Option("--name", help="Corpus name in the catalog.", show_default="the directory's name")
+]
+AllowShrinkOpt = Annotated[
+    bool, typer.Option("--allow-shrink", help=f"Let a re-ingest remove more than {SHRINK_SHARE:.0%} of the corpus's clips, votes or labels.")
 ]
 
 
@@ -50,13 +54,19 @@ def msp_podcast(
     directory: Annotated[Path, typer.Argument(help="Corpus root holding Audios/, Labels/ and Transcripts/.")],
     name: NameOpt = None,
     skip_bad: Annotated[
-        bool, typer.Option("--skip-bad", help="Skip (and record) clips whose audio is missing or unreadable.")
+        bool, typer.Option("--skip-bad", help="Skip (and record) clips whose audio is missing, unreadable, empty, "
+                                              "non-finite, a link or a special file.")
     ] = False,
+    follow_symlinks: Annotated[
+        bool, typer.Option("--follow-symlinks", help="Read symbolic links in the corpus folder (refused otherwise).")
+    ] = False,
+    allow_shrink: AllowShrinkOpt = False,
 ) -> None:
     """Read an MSP-Podcast-layout corpus: labels, per-annotator votes, audio index, transcripts."""
     from ..corpus.ingest import ingest_msp_podcast
 
-    report = ingest_msp_podcast(state(ctx).layout.catalog, directory, name=name, skip_bad=skip_bad, on_skip=_warn_skip)
+    report = ingest_msp_podcast(state(ctx).layout.catalog, directory, name=name, skip_bad=skip_bad,
+                                follow_symlinks=follow_symlinks, allow_shrink=allow_shrink, on_skip=_warn_skip)
     _print_report(report)
 
 
@@ -67,6 +77,7 @@ def synthetic(
     clips: Annotated[int, typer.Option("--clips", min=1, help="Number of clips.")] = 240,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same corpus, byte for byte.")] = 0,
     name: NameOpt = None,
+    allow_shrink: AllowShrinkOpt = False,
 ) -> None:
     """Write a small synthetic corpus in the MSP-Podcast layout, then ingest it through the same reader."""
     from ..corpus.ingest import ingest_msp_podcast
@@ -74,7 +85,7 @@ def synthetic(
 
     root = write_synthetic_corpus(directory, n_clips=clips, seed=seed)
     err.print(f"wrote synthetic corpus to {root}", highlight=False)
-    report = ingest_msp_podcast(state(ctx).layout.catalog, root, name=name, on_skip=_warn_skip)
+    report = ingest_msp_podcast(state(ctx).layout.catalog, root, name=name, allow_shrink=allow_shrink, on_skip=_warn_skip)
     _print_report(report)
 
 

@@ -35,6 +35,10 @@ def runs(
     from ..metrics import RUN_COLUMNS, best, dev, tracked_name
 
     tracker = state(ctx).tracker(experiment)
+    for run in tracker.reap_orphans():
+        hint = f"; `sertool train --resume {run.run_id[:8]}` goes on from its last epoch" if run.kind == "train" else ""
+        err.print(f"note: run {run.name} ({run.run_id[:8]}) was RUNNING but its process is gone "
+                  f"({run.tags.get('sertool.orphaned', 'killed')}): marked FAILED{hint}", highlight=False)
     order_by = ["attributes.start_time DESC"]
     sort_metric = None
     if sort:
@@ -45,7 +49,7 @@ def runs(
         filter_string=filter_string, order_by=order_by, max_results=limit, kind=kind.value if kind else None
     )
     if not found:
-        err.print(f"no runs in experiment {tracker.experiment!r} ({tracker.uri})")
+        err.print(f"no runs in experiment {tracker.experiment!r} ({tracker.shown_uri})")
         return
 
     # a training run's best_* figure first, an ensemble's dev_* otherwise
@@ -53,7 +57,7 @@ def runs(
     if sort_metric and not any(sort_metric in names for _, names in columns):
         columns.append((sort_metric, (sort_metric,)))
     table = Table(
-        title=f"{experiment or tracker.experiment}", caption=tracker.uri, title_justify="left", box=box.SIMPLE_HEAD
+        title=f"{experiment or tracker.experiment}", caption=tracker.shown_uri, title_justify="left", box=box.SIMPLE_HEAD
     )
     table.add_column("Name", overflow="fold")
     table.add_column("Run", no_wrap=True)
@@ -82,6 +86,10 @@ def ui(
     from ..tracking.uri import is_remote, resolve_tracking_uri
 
     uri = resolve_tracking_uri(state(ctx).tracking_uri)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[bold yellow]warning:[/] --host {host} serves the UI to the network, and the MLflow UI has no "
+                  "authentication: anyone who reaches this machine can read and change every run. Bind 127.0.0.1 "
+                  "and use an SSH tunnel, or run the team server (docker-compose.yml, basic auth).", highlight=False)
     if is_remote(uri):
         out.print(f"runs are tracked on a server; open {uri}")
         return

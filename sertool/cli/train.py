@@ -154,7 +154,7 @@ def _print_result(result: "TrainResult", tracker: Any) -> None:
     for split, m in rows.items():
         table.add_row(split, *[_fmt(m.get(c, math.nan)) for c in METRIC_NAMES])
     out.print(table)
-    err.print(f"tracked in {tracker.uri} (experiment {tracker.experiment!r}); browse with `sertool ui`")
+    err.print(f"tracked in {tracker.shown_uri} (experiment {tracker.experiment!r}); browse with `sertool ui`")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ from ._options import Device, DeviceOpt, ModelDirOpt, Preset, PresetOpt
 
 def transcribe(
     ctx: typer.Context,
-    preset: PresetOpt = Preset.tiny,
+    preset: PresetOpt = Preset.paper,
     model_dir: ModelDirOpt = None,
     device: DeviceOpt = Device.cpu,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Clips per generate call (and per commit).")] = 16,

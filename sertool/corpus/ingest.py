@@ -36,15 +36,21 @@ class IngestReport:
 def ingest_records(
     catalog_path: str | Path,
     read: Callable[[], CorpusRecords],
+    *,
+    allow_shrink: bool = False,
 ) -> IngestReport:
-    """Read (and so validate) first, then write; a catalog this call created is removed if writing fails."""
+    """Read (and so validate) first, then write; a catalog this call created is removed if writing fails.
+
+    `allow_shrink` lets a re-ingest remove more than `store.corpora.SHRINK_SHARE` of the rows the
+    catalog holds for the corpus (see `write_corpus`).
+    """
     records = read()
     catalog_path = Path(catalog_path)
     created_dir = not catalog_path.parent.exists()
     existed = catalog_path.exists()
     try:
         with Catalog(catalog_path) as catalog:
-            written = write_corpus(catalog, records)
+            written = write_corpus(catalog, records, allow_shrink=allow_shrink)
     except BaseException:
         if not existed:
             for p in (catalog_path, catalog_path.with_name(catalog_path.name + ".wal")):
@@ -77,13 +83,21 @@ def ingest_msp_podcast(
     *,
     name: str | None = None,
     skip_bad: bool = False,
+    follow_symlinks: bool = False,
+    allow_shrink: bool = False,
     progress: bool = True,
     on_skip: Callable[[SkippedRecord], None] | None = None,
 ) -> IngestReport:
-    """`sertool ingest msp-podcast`: read and validate the corpus at `root`, then write it in one transaction."""
+    """`sertool ingest msp-podcast`: read and validate the corpus at `root`, then write it in one transaction.
+
+    `follow_symlinks` reads symbolic links inside the corpus folder (refused otherwise); `allow_shrink`
+    lets a re-ingest remove a large share of what the catalog holds for this corpus.
+    """
     from .msp_podcast import read_msp_podcast
 
     return ingest_records(
         catalog_path,
-        lambda: read_msp_podcast(root, name=name, skip_bad=skip_bad, progress=progress, on_skip=on_skip),
+        lambda: read_msp_podcast(root, name=name, skip_bad=skip_bad, follow_symlinks=follow_symlinks,
+                                 progress=progress, on_skip=on_skip),
+        allow_shrink=allow_shrink,
     )

@@ -11,6 +11,10 @@ ROOT/Labels/labels_detailed.csv       one row per vote, in one of three release 
 ```
 The whole corpus is read and checked before anything is written, so bad input never leaves a
 half-ingested catalog. Errors name the file, the 1-based line (header = line 1) and the column.
+The folder is not trusted: every file is opened through `safe_open` (no symbolic links unless
+`follow_symlinks`, never a FIFO), wavs are probed by `audio_files`, and anything that would silently
+lose or double-count labels (a label file with no rows, or one that is a directory; a column given
+twice; one annotator voting twice on a clip; `X.wav` beside `X.WAV`) is bad input.
 """
 
 from __future__ import annotations
@@ -19,14 +23,15 @@ import difflib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadInput
 from ..labels import agreement, derive_consensus
-from .csv_rows import AUDIO_DIR, CsvFile, clip_id_cell, emotion_cell, rating_cell, required_cell
 from ..store.records import ClipRecord, CorpusRecords, LabelRecord, SkippedRecord, VoteRecord
+from .audio_files import AudioInfo, case_twins, clip_id_of, read_headers, wav_names
+from .csv_rows import AUDIO_DIR, CsvFile, clip_id_cell, emotion_cell, rating_cell, required_cell
+from .safe_open import Refused, open_regular, present
 
 TRANSCRIPT_DIR = "Transcripts"
 CONSENSUS_FILE = "Labels/labels_consensus.csv"
@@ -62,9 +67,9 @@ class _VoteRow:
     vote: VoteRecord
 
 
-def read_consensus(path: Path, shown: str) -> dict[str, _ConsensusRow]:
+def read_consensus(path: Path, shown: str, *, follow_symlinks: bool = False) -> dict[str, _ConsensusRow]:
     """labels_consensus.csv as clip_id -> row; a FileName listed twice is an error."""
-    f = CsvFile(path, shown)
+    f = CsvFile(path, shown, follow_symlinks=follow_symlinks)
     f.require(CONSENSUS_COLUMNS)
     out: dict[str, _ConsensusRow] = {}
     for line, cells in f.rows():
@@ -133,9 +138,14 @@ def _parse_emo_detail(shown: str, line: int, clip_id: str, text: str) -> VoteRec
     )
 
 
-def read_detailed(path: Path, shown: str) -> tuple[str, list[_VoteRow]]:
-    """labels_detailed.csv in whichever release format its header shows, as votes in file order."""
-    f = CsvFile(path, shown)
+def read_detailed(path: Path, shown: str, *, follow_symlinks: bool = False) -> tuple[str, list[_VoteRow]]:
+    """labels_detailed.csv in whichever release format its header shows, as votes in file order.
+
+    One annotator judges a clip once: a second vote by the same worker on the same clip (an exact
+    duplicate row included) would be counted twice in `n_annotators`, the agreement and the derived
+    consensus, so it is bad input, reported at the second occurrence.
+    """
+    f = CsvFile(path, shown, follow_symlinks=follow_symlinks)
     fmt = detailed_format(f.header)
     if fmt == "unknown":
         f.require(["FileName"])
@@ -146,6 +156,7 @@ def read_detailed(path: Path, shown: str) -> tuple[str, list[_VoteRow]]:
     worker_col = {"workers": "Workers", "workerid": "WorkerID"}.get(fmt)
     f.require(["FileName", "EmoDetail"] if fmt == "emodetail" else ["FileName", worker_col, *WORKER_COLUMNS])
     out: list[_VoteRow] = []
+    first: dict[tuple[str, str], _VoteRow] = {}
     for line, cells in f.rows():
         c = lambda col: f.cell(cells, col)  # noqa: E731
         name = c("FileName")
@@ -162,56 +173,27 @@ def read_detailed(path: Path, shown: str) -> tuple[str, list[_VoteRow]]:
                 valence=rating_cell(shown, line, "EmoVal", c("EmoVal")),
                 dominance=rating_cell(shown, line, "EmoDom", c("EmoDom")),
             )
-        out.append(_VoteRow(line, name, vote))
+        row = _VoteRow(line, name, vote)
+        seen = first.setdefault((clip_id, vote.annotator_id), row)
+        if seen is not row:
+            what = (f"duplicate of line {seen.line}" if seen.vote == vote
+                    else f"{vote.annotator_id} already voted on {name} (line {seen.line})")
+            raise BadInput(shown, f"{what}: one vote per annotator and clip", row=line, field=worker_col or "EmoDetail")
+        out.append(row)
     return fmt, out
 
 
-# -- audio and transcripts ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class AudioInfo:
-    duration_s: float
-    sample_rate: int
-    n_channels: int
-
-
-def audio_info(path: Path) -> AudioInfo:
-    """Duration, rate and channels from the file header (no decode). Raises OSError/RuntimeError if unreadable."""
-    import soundfile as sf
-
-    info = sf.info(str(path))
-    return AudioInfo(float(info.duration), int(info.samplerate), int(info.channels))
-
-
-def _probe(path: Path) -> AudioInfo | str:
-    """The header, or the reason it could not be read (returned, not raised, so the pool keeps going)."""
+# -- transcripts ------------------------------------------------------------------------------------------
+def read_transcript(path: Path, *, follow_symlinks: bool = False) -> str | None:
+    """A corpus transcript (one line); an empty file counts as no transcript. Opened like every corpus
+    file (a symbolic link could otherwise put any text file of the machine into the catalog)."""
     try:
-        return audio_info(path)
-    except (RuntimeError, OSError, ValueError) as e:
-        lines = str(e).strip().splitlines()
-        why = re.sub(r"^Error opening .*?: ", "", lines[0]).rstrip(".") if lines else type(e).__name__
-        return f"unreadable audio ({why})"
-
-
-def read_headers(paths: Sequence[Path], *, progress: bool = True, threads: int = 8) -> list[AudioInfo | str]:
-    """Probe many audio headers in parallel (I/O bound: network disks reward a few threads)."""
-    from rich.console import Console
-
-    from ..progress import progress_bar
-
-    out: list[AudioInfo | str] = []
-    with ThreadPoolExecutor(max_workers=threads) as pool, \
-            progress_bar(Console(stderr=True) if progress else None, unit="files", transient=True) as bar:
-        task = bar.add_task("reading audio headers", total=len(paths))
-        for result in pool.map(_probe, paths):
-            out.append(result)
-            bar.advance(task)
-    return out
-
-
-def read_transcript(path: Path) -> str | None:
-    """A corpus transcript (one line); an empty file counts as no transcript."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open_regular(path, follow_symlinks=follow_symlinks) as fh:
+            text = fh.read().decode("utf-8-sig")
+    except Refused as e:
+        raise BadInput(path, str(e)) from None
+    except OSError as e:
+        raise BadInput(path, f"cannot read: {e.strerror or e}") from None
     except UnicodeDecodeError:
         raise BadInput(path, "not UTF-8 text", row=1) from None
     text = " ".join(text.split())
@@ -225,8 +207,14 @@ def check_layout(root: Path) -> None:
         raise BadInput(root, "not a directory")
     if not (root / AUDIO_DIR).is_dir():
         raise BadInput(root, f"not an MSP-Podcast corpus: no {AUDIO_DIR}/ folder")
-    if not (root / CONSENSUS_FILE).is_file() and not (root / DETAILED_FILE).is_file():
+    if not present(root / CONSENSUS_FILE) and not present(root / DETAILED_FILE):
         raise BadInput(root, f"not an MSP-Podcast corpus: neither {CONSENSUS_FILE} nor {DETAILED_FILE} exists")
+
+
+def _label_file(root: Path, rel: str) -> Path | None:
+    """The label file if anything is there (a directory, a FIFO or a broken link included: those are
+    refused when opened, never taken for "no such file", which would drop the corpus's labels)."""
+    return root / rel if present(root / rel) else None
 
 
 def read_msp_podcast(
@@ -234,63 +222,73 @@ def read_msp_podcast(
     *,
     name: str | None = None,
     skip_bad: bool = False,
+    follow_symlinks: bool = False,
     progress: bool = True,
     on_skip: Callable[[SkippedRecord], None] | None = None,
 ) -> CorpusRecords:
     """Read and validate a whole corpus into records; raises `BadInput` on the first problem.
 
-    With `skip_bad`, a missing or unreadable audio file becomes a `SkippedRecord` (its clip, votes and
-    labels are left out) instead of an error; every other problem is still an error.
+    With `skip_bad`, a clip whose audio cannot be taken (missing, unreadable, empty, non-finite
+    samples, a symbolic link or a special file) becomes a `SkippedRecord` (its clip, votes and labels
+    are left out) instead of an error; every other problem is still an error. Symbolic links in the
+    corpus are read only with `follow_symlinks`; FIFOs and devices never are.
     """
     root = Path(root)
     check_layout(root)
     corpus = name or root.resolve().name
     shown = lambda rel: str(root / rel)  # noqa: E731
+    follow = follow_symlinks
 
-    consensus = read_consensus(root / CONSENSUS_FILE, shown(CONSENSUS_FILE)) if (root / CONSENSUS_FILE).is_file() else {}
+    consensus: dict[str, _ConsensusRow] = {}
+    if path := _label_file(root, CONSENSUS_FILE):
+        consensus = read_consensus(path, shown(CONSENSUS_FILE), follow_symlinks=follow)
     fmt, vote_rows = ("none", [])
-    if (root / DETAILED_FILE).is_file():
-        fmt, vote_rows = read_detailed(root / DETAILED_FILE, shown(DETAILED_FILE))
+    if path := _label_file(root, DETAILED_FILE):
+        fmt, vote_rows = read_detailed(path, shown(DETAILED_FILE), follow_symlinks=follow)
 
     # Which clips exist, and where each labelled one was first mentioned (for error messages).
     audio_dir = root / AUDIO_DIR
-    on_disk = {p.name for p in audio_dir.iterdir() if p.suffix.lower() == ".wav"}
+    on_disk = set(wav_names(audio_dir))
     mentioned: dict[str, tuple[str, int, str]] = {}  # clip_id -> (file shown, line, FileName)
     for cid, row in consensus.items():
         mentioned[cid] = (shown(CONSENSUS_FILE), row.line, row.file_name)
     for vr in vote_rows:
         mentioned.setdefault(vr.vote.clip_id, (shown(DETAILED_FILE), vr.line, vr.file_name))
     file_names = {cid: fn for cid, (_, _, fn) in mentioned.items()}
-    for fn in on_disk:
-        cid = fn[:-4]
-        file_names.setdefault(cid, fn)
+    for fn in sorted(on_disk):
+        file_names.setdefault(clip_id_of(fn), fn)
+
+    def bad_audio(cid: str, reason: str, *, name_file: bool = True) -> BadInput:
+        if cid in mentioned:
+            file, line, fn = mentioned[cid]
+            return BadInput(file, f"{reason}: {AUDIO_DIR}/{fn}" if name_file else reason, row=line, field="FileName")
+        return BadInput(audio_dir / file_names[cid], reason)
+
+    for twins in case_twins(sorted(on_disk)):  # never skipped: which of the two is the clip?
+        both = " and ".join(f"{AUDIO_DIR}/{t}" for t in twins)
+        raise bad_audio(clip_id_of(twins[0]), f"{both} are one clip (names that differ only in case): keep one",
+                        name_file=False)
 
     skipped: list[SkippedRecord] = []
 
     def skip_or_fail(cid: str, reason: str) -> None:
-        if cid in mentioned:
-            file, line, fn = mentioned[cid]
-            err = BadInput(file, f"{reason}: {AUDIO_DIR}/{fn}", row=line, field="FileName")
-        else:
-            err = BadInput(audio_dir / file_names[cid], reason)
         if not skip_bad:
-            raise err
+            raise bad_audio(cid, reason)
         where = f" (listed on {mentioned[cid][0]}:{mentioned[cid][1]})" if cid in mentioned else ""
         rec = SkippedRecord(cid, f"{AUDIO_DIR}/{file_names[cid]}", reason + where)
         skipped.append(rec)
         if on_skip:
             on_skip(rec)
 
-    clip_ids = sorted(file_names)
-    present = []
-    for cid in clip_ids:
+    listed = []
+    for cid in sorted(file_names):
         if file_names[cid] in on_disk:
-            present.append(cid)
+            listed.append(cid)
         else:
             skip_or_fail(cid, "missing audio file")
-    headers = read_headers([audio_dir / file_names[c] for c in present], progress=progress)
+    headers = read_headers([audio_dir / file_names[c] for c in listed], follow_symlinks=follow, progress=progress)
     infos: dict[str, AudioInfo] = {}
-    for cid, h in zip(present, headers):
+    for cid, h in zip(listed, headers):
         if isinstance(h, str):
             skip_or_fail(cid, h)
         else:
@@ -316,7 +314,7 @@ def read_msp_podcast(
             n_channels=info.n_channels,
             speaker_id=row.speaker_id if row else None,
             gender=row.gender if row else None,
-            transcript=read_transcript(tpath) if tpath.is_file() else None,
+            transcript=read_transcript(tpath, follow_symlinks=follow) if present(tpath) else None,
         ))
         emotions = [v.emotion for v in votes]
         if row:

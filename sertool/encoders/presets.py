@@ -97,17 +97,20 @@ def _snapshot(repo: str, patterns: list[str]) -> Path:
     """Cache first; the network only when the cache lacks the files and HF_HUB_OFFLINE is not set."""
     from huggingface_hub import snapshot_download
 
+    how = (f"download it where the Hub is reachable (`huggingface-cli download {repo}`, then copy the cache) "
+           "or pass --model-dir DIR holding the checkpoints; `--preset tiny` builds small random-weight "
+           "models offline (tests, the demo)")
     try:
         return Path(snapshot_download(repo, allow_patterns=patterns, local_files_only=True))
     except Exception:
         if os.environ.get("HF_HUB_OFFLINE") == "1":  # huggingface_hub's own switch, honoured as it is
-            raise NotFound(
-                f"{repo}: not in the Hugging Face cache and HF_HUB_OFFLINE=1; download it or pass --model-dir"
-            ) from None
+            raise NotFound(f"{repo}: not in the Hugging Face cache and HF_HUB_OFFLINE=1: {how}") from None
     try:
         return Path(snapshot_download(repo, allow_patterns=patterns))
     except Exception as e:
-        raise NotFound(f"{repo}: cannot load ({type(e).__name__}: {e}); pass --model-dir") from None
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise NotFound(f"{repo}: not in the Hugging Face cache and not downloadable ({type(e).__name__}: {first}): "
+                       f"{how}") from None
 
 
 # -- the tiny preset ---------------------------------------------------------------------------------

@@ -210,7 +210,7 @@ def build_ensemble(
         where = f" matching {cfg.filter_string!r}" if cfg.filter_string.strip() else ""
         raise NotFound(
             f"no finished runs with {DEV} predictions and a dev {what}{where} in experiment "
-            f"{cfg.experiment or tracker.experiment!r} ({tracker.uri}): nothing to ensemble "
+            f"{cfg.experiment or tracker.experiment!r} ({tracker.shown_uri}): nothing to ensemble "
             "(train some with `sertool train`; `sertool runs` lists what is there)"
         )
     fingerprints = check_fingerprints(cands)

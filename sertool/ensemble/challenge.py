@@ -7,6 +7,7 @@ for submissions (one row per clip of the test split, FileName with its `.wav`).
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,12 +37,16 @@ def read_task2(path: str | Path) -> "pd.DataFrame":
 
     path = Path(path)
     try:
-        fh = path.open(newline="", encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as e:
         raise BadInput(path, f"cannot read ({e.strerror or e})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:  # a binary or mis-encoded file: name the line it breaks on
+        raise BadInput(path, "not UTF-8 text (a challenge CSV file is expected)", row=data[: e.start].count(b"\n") + 1) from None
     rows: list[tuple[str, float, float, float]] = []
     seen: dict[str, int] = {}
-    with fh:
+    with io.StringIO(text, newline="") as fh:
         reader = csv.reader(fh)
         header = [h.strip() for h in next(reader, [])]
         missing = [c for c in HEADERS[2] if c not in header]

@@ -94,8 +94,8 @@ def bucket_batches(
 class EmbedConfig:
     """Everything `sertool embed` was asked to do."""
 
-    preset: str = "tiny"
-    """`tiny` (offline, built into the store) or `paper` (the real checkpoints)."""
+    preset: str = "paper"
+    """`paper` (the real checkpoints) or `tiny` (offline, random weights, built into the store: tests, demo)."""
     encoders: tuple[str, ...] = ("whisper", "wavlm", "roberta")
     layer: int | None = None
     """Hidden layer to take (None = each encoder's last)."""

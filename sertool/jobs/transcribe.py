@@ -36,7 +36,7 @@ class TranscribeReport:
 def transcribe_missing(
     layout: StoreLayout,
     *,
-    preset: str = "tiny",
+    preset: str = "paper",
     model_dir: str | Path | None = None,
     device: str = "cpu",
     batch_size: int = 16,

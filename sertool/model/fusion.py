@@ -24,6 +24,8 @@ from .pooling import POOLINGS
 PAPER_ENCODERS: dict[str, int] = {"whisper": 1280, "wavlm": 1024, "roberta": 1024}
 
 ATTR_LOW, ATTR_HIGH = ATTRIBUTE_RANGE
+MAX_PARAMETERS = 4_000_000_000
+"""Refused beyond this: 60x the paper's model, and 16 GB of float32 weights."""
 
 
 @dataclass
@@ -68,6 +70,22 @@ class FusionConfig:
             raise SertoolError(f"fusion model: pooling must be one of {sorted(POOLINGS)}, got {self.pooling!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise SertoolError(f"fusion model: dropout must be in [0, 1), got {self.dropout}")
+        if self.n_parameters() > MAX_PARAMETERS:  # a corrupt or hostile config.json must not allocate terabytes
+            raise SertoolError(f"fusion model: {self.n_parameters():,} parameters is beyond any sane model "
+                               f"(limit {MAX_PARAMETERS:,}; the paper's has about 66 M)")
+
+    def pooled_width(self, dim: int) -> int:
+        """Width of one encoder's pooled vector: mean and standard deviation, concatenated."""
+        return 2 * dim
+
+    def n_parameters(self) -> int:
+        """The parameter count this config builds (computed, nothing allocated)."""
+        p, h, n = self.proj_dim, self.lstm_hidden, self.lstm_layers
+        pools = sum((d * self.attn_hidden + 2 * self.attn_hidden + 1) if self.pooling == "asp" else 0
+                    for d in self.encoders.values())
+        projs = sum((self.pooled_width(d) + 1) * p for d in self.encoders.values())
+        lstm = 4 * h * (p + h + 2) + (n - 1) * 4 * h * (2 * h + 2)
+        return pools + projs + 2 * p + lstm + (h + 1) * (self.n_classes + self.n_attributes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,9 +117,10 @@ class FusionModel(nn.Module):
         pool_cls = POOLINGS[c.pooling]
         pool_kw = {"attn_hidden": c.attn_hidden} if c.pooling == "asp" else {}
         self.pools = nn.ModuleDict({name: pool_cls(dim, **pool_kw) for name, dim in c.encoders.items()})
-        self.projs = nn.ModuleDict({name: nn.Linear(2 * dim, c.proj_dim) for name, dim in c.encoders.items()})
+        self.projs = nn.ModuleDict({name: nn.Linear(c.pooled_width(dim), c.proj_dim) for name, dim in c.encoders.items()})
         self.pooled_norms = nn.ModuleDict(
-            {name: nn.BatchNorm1d(2 * dim, affine=False) if c.pooled_norm else nn.Identity() for name, dim in c.encoders.items()}
+            {name: nn.BatchNorm1d(c.pooled_width(dim), affine=False) if c.pooled_norm else nn.Identity()
+             for name, dim in c.encoders.items()}
         )
         self.drop = nn.Dropout(c.dropout)
         self.norm = nn.LayerNorm(c.proj_dim)

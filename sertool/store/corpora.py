@@ -4,6 +4,18 @@ A corpus's rows are replaced as a whole (so re-ingesting after a fix removes wha
 but only when something differs: re-ingesting an unchanged corpus writes nothing at all. ASR
 transcripts written later by `sertool transcribe` survive a re-ingest wherever the corpus itself
 still has no transcript for that clip.
+
+Replacing as a whole is also how a mistake would wipe data: a label file emptied or moved, or audio
+on a disk that is not mounted (with `--skip-bad`), reads as a valid, smaller corpus. So a re-ingest
+that would remove more than `SHRINK_SHARE` of the clips, votes or labels the catalog holds for the
+corpus is refused (`ShrinkRefused`, nothing written) unless `allow_shrink`. Only losses count: rows
+whose values change, and new rows, never ask.
+
+`skipped` rows are the corpus's too: those of `ingest --skip-bad` (the clip is absent from `clips`)
+and those `embed --skip-bad` recorded for a clip whose audio it could not read. The reader has just
+read every clip it returns (header, sample count, and for float wavs every sample), so a re-ingest
+drops every skip of the corpus and writes the reader's own: an embed skip of audio that reads again
+is stale, and its presence alone makes the re-ingest a change.
 """
 
 from __future__ import annotations
@@ -11,9 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from operator import attrgetter
 
-from ..errors import SertoolError
+from ..errors import SertoolError, ShrinkRefused
 from .catalog import Catalog
 from .records import CorpusRecords
+
+SHRINK_SHARE = 0.10
+"""A re-ingest may remove at most this share of a corpus's rows in each of clips, votes and labels
+without `allow_shrink`: MSP-Podcast releases add clips and revise labels, they do not drop a tenth."""
 
 CLIP_COLS = ("clip_id", "corpus", "path", "split", "duration_s", "sample_rate", "n_channels",
              "speaker_id", "gender", "transcript", "transcript_source")
@@ -44,8 +60,12 @@ def _frame(records: list, cols: tuple[str, ...], corpus: str | None = None):
     return df
 
 
-def write_corpus(catalog: Catalog, records: CorpusRecords) -> CorpusWrite:
-    """Replace the corpus's rows in one transaction if (and only if) anything differs."""
+def write_corpus(catalog: Catalog, records: CorpusRecords, *, allow_shrink: bool = False) -> CorpusWrite:
+    """Replace the corpus's rows in one transaction if (and only if) anything differs.
+
+    Raises `ShrinkRefused` (nothing written) when the new rows would remove more than `SHRINK_SHARE`
+    of the clips, votes or labels the catalog holds for the corpus, unless `allow_shrink`.
+    """
     corpus = records.name
     clips = _frame(records.clips, CLIP_COLS[:-1], corpus)
     votes = _frame(records.votes, VOTE_COLS)
@@ -80,9 +100,8 @@ def write_corpus(catalog: Catalog, records: CorpusRecords) -> CorpusWrite:
                 "labels": (f"SELECT {', '.join('l.' + c for c in LABEL_COLS)} FROM labels l "
                            "JOIN clips c USING (clip_id) WHERE c.corpus = $c",
                            f"SELECT {', '.join(LABEL_COLS)} FROM _in_labels"),
-                # only the skips ingest owns (clip absent from clips); `embed` records its own for present clips
-                "skipped": (f"SELECT {', '.join(SKIP_COLS)} FROM skipped WHERE corpus = $c "
-                            "AND clip_id NOT IN (SELECT clip_id FROM clips)",
+                # every skip of the corpus: one `embed` recorded for a clip the reader just read is stale
+                "skipped": (f"SELECT {', '.join(SKIP_COLS)} FROM skipped WHERE corpus = $c",
                             f"SELECT {', '.join(SKIP_COLS)} FROM _in_skipped"),
             }
             changed = any(
@@ -94,6 +113,8 @@ def write_corpus(catalog: Catalog, records: CorpusRecords) -> CorpusWrite:
                 "SELECT count(*) FROM corpora WHERE corpus = $c AND root = $r AND format = $f",
                 {"c": corpus, "r": records.root, "f": records.format},
             ) == 0
+            if changed and not allow_shrink:
+                _refuse_shrink(catalog, corpus)
             if changed:
                 _replace(catalog, records)
             asr_kept = catalog.scalar(
@@ -122,16 +143,51 @@ def _refuse_foreign_clips(catalog: Catalog, corpus: str) -> None:
         )
 
 
+_HELD = {
+    "clips": "SELECT count(*) FROM clips WHERE corpus = $c",
+    "votes": "SELECT count(*) FROM votes JOIN clips USING (clip_id) WHERE corpus = $c",
+    "labels": "SELECT count(*) FROM labels JOIN clips USING (clip_id) WHERE corpus = $c",
+}
+_REMOVED = {
+    "clips": "SELECT count(*) FROM clips WHERE corpus = $c AND clip_id NOT IN (SELECT clip_id FROM _in_clips)",
+    # a vote is (clip, annotator): a revised rating is a change, not a loss
+    "votes": "SELECT count(*) FROM (SELECT v.clip_id, v.annotator_id FROM votes v JOIN clips c USING (clip_id) "
+             "WHERE c.corpus = $c EXCEPT ALL SELECT clip_id, annotator_id FROM _in_votes)",
+    # a label is lost when its clip has none any more, or when the corpus's own consensus would be
+    # replaced by one derived from votes (labels_consensus.csv gone: every label would change source)
+    "labels": "SELECT count(*) FROM labels o JOIN clips c USING (clip_id) WHERE c.corpus = $c AND NOT EXISTS "
+              "(SELECT 1 FROM _in_labels n WHERE n.clip_id = o.clip_id AND (o.source <> 'corpus' OR n.source = 'corpus'))",
+}
+
+
+def _refuse_shrink(catalog: Catalog, corpus: str) -> None:
+    """`ShrinkRefused` if the incoming rows would remove more than `SHRINK_SHARE` of a table's rows."""
+    over: dict[str, tuple[int, int]] = {}
+    for table, held_sql in _HELD.items():
+        held = int(catalog.scalar(held_sql, {"c": corpus}) or 0)
+        if not held:
+            continue
+        removed = int(catalog.scalar(_REMOVED[table], {"c": corpus}) or 0)
+        if removed > SHRINK_SHARE * held:
+            over[table] = (removed, held)
+    if over:
+        what = ", ".join(f"{removed} of its {held} {table} rows ({removed / held:.0%})" for table, (removed, held) in over.items())
+        raise ShrinkRefused(
+            f"re-ingesting corpus {corpus!r} would remove {what}, more than {SHRINK_SHARE:.0%}: nothing written; "
+            f"check the corpus folder (an empty or moved label file, audio missing), or pass --allow-shrink "
+            f"if the corpus really shrank",
+            over,
+        )
+
+
 def _replace(catalog: Catalog, records: CorpusRecords) -> None:
     corpus = {"c": records.name}
     own = "SELECT clip_id FROM clips WHERE corpus = $c"
     catalog.execute(f"DELETE FROM votes WHERE clip_id IN ({own}) OR clip_id IN (SELECT clip_id FROM _in_votes)", corpus)
     catalog.execute(f"DELETE FROM labels WHERE clip_id IN ({own}) OR clip_id IN (SELECT clip_id FROM _in_labels)", corpus)
-    catalog.execute(
-        "DELETE FROM skipped WHERE (corpus = $c AND (clip_id NOT IN (SELECT clip_id FROM clips)"
-        " OR clip_id NOT IN (SELECT clip_id FROM _new_clips))) OR clip_id IN (SELECT clip_id FROM _in_skipped)",
-        corpus,
-    )
+    # every skip of the corpus goes (ingest's own are rewritten below; embed's are stale, see the module
+    # docstring), and so does any row the incoming skips would collide with
+    catalog.execute("DELETE FROM skipped WHERE corpus = $c OR clip_id IN (SELECT clip_id FROM _in_skipped)", corpus)
     catalog.execute("DELETE FROM clips WHERE corpus = $c", corpus)
     catalog.execute(f"INSERT INTO clips ({', '.join(CLIP_COLS)}) SELECT {', '.join(CLIP_COLS)} FROM _new_clips")
     catalog.execute(f"INSERT INTO votes ({', '.join(VOTE_COLS)}) SELECT {', '.join(VOTE_COLS)} FROM _in_votes")

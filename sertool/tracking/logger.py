@@ -30,7 +30,7 @@ from mlflow.utils.validation import (
 
 from ..errors import NotFound, SertoolError
 from .names import CHECKPOINT_CONFIG, CHECKPOINT_DIR, RUN_CONFIG, predictions_path
-from .uri import TrackingUnreachable
+from .uri import TrackingUnreachable, redact
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -243,13 +243,18 @@ class NullRunLogger(RunLogger):
 
 
 def _lost_connection(error: BaseException | None) -> bool:
-    """True when `error`, or what it was raised from, is a refused, reset or timed-out connection."""
+    """True when `error`, or what it was raised from, is a refused, reset or timed-out connection, or a
+    server that kept failing (retries exhausted on 5xx answers: its database went down mid-run)."""
     import requests
+    from urllib3.exceptions import MaxRetryError
 
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if isinstance(error, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
+        if isinstance(error, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError,
+                              MaxRetryError)):
+            return True
+        if "Max retries exceeded" in str(error):  # MLflow flattens the retry error into its message
             return True
         error = error.__cause__ or error.__context__
     return False
@@ -264,10 +269,10 @@ def _reaching(client: MlflowClient) -> Iterator[None]:
     except Exception as e:
         if isinstance(e, SertoolError) or not _lost_connection(e):
             raise
-        uri = getattr(client, "tracking_uri", "the tracking URI")
+        uri = redact(getattr(client, "tracking_uri", "the tracking URI"))
         raise TrackingUnreachable(
-            f"tracking server unreachable at {uri} (connection lost mid-run; the run is left unfinished "
-            "there: rerun once the server is back)"
+            f"tracking server unreachable at {uri} (connection lost or the server failing mid-run; the run is "
+            "left unfinished there: rerun, or `sertool train --resume RUN`, once the server is back)"
         ) from None
 
 

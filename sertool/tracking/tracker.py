@@ -33,9 +33,30 @@ from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from .. import launch
 from ..errors import NotFound, SertoolError
 from .logger import NullRunLogger, RunLogger, _reaching, clean_key, stringify
-from .names import CHECKPOINT_DIR, GIT_COMMIT_TAG, KIND_TAG, KINDS, PARENT_TAG, RUN_CONFIG, predictions_path
+from .names import (
+    CHECKPOINT_DIR,
+    GIT_COMMIT_TAG,
+    HOST_TAG,
+    KIND_TAG,
+    KINDS,
+    ORPHANED_TAG,
+    PARENT_TAG,
+    PID_START_TAG,
+    PID_TAG,
+    RUN_CONFIG,
+    predictions_path,
+)
+from .health import probe_database, probe_server
 from .records import RunInfo
-from .uri import artifact_root_for, check_reachable, default_experiment_name, is_remote, resolve_tracking_uri, sqlite_path
+from .uri import (
+    artifact_root_for,
+    check_reachable,
+    default_experiment_name,
+    is_remote,
+    redact,
+    resolve_tracking_uri,
+    sqlite_path,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,11 +103,16 @@ class Tracker:
         project_dir: Path | None = None,
     ) -> None:
         self.uri = resolve_tracking_uri(tracking_uri, project_dir)
+        self.shown_uri = redact(self.uri)
+        """The URI as messages show it (no password)."""
         self.experiment = experiment or default_experiment_name(store_root)
+        self._client: MlflowClient | None = None
         if is_remote(self.uri):
             _limit_http_retries()
             check_reachable(self.uri)
-        self._client: MlflowClient | None = None
+            probe_server(self.uri)
+        elif sqlite_path(self.uri) is None:  # a database server (postgresql://, mysql://...): open it now
+            probe_database(lambda: self.client, self.shown_uri)
 
     @property
     def client(self) -> MlflowClient:
@@ -107,12 +133,12 @@ class Tracker:
         """The experiment's id; with `create`, made on first use (artifacts beside a SQLite store)."""
         name = name or self.experiment
         if not create and self._store_missing():
-            raise NotFound(f"no tracking store at {self.uri} yet: runs appear after `sertool train`")
+            raise NotFound(f"no tracking store at {self.shown_uri} yet: runs appear after `sertool train`")
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
         if not create:
-            raise NotFound(f"no experiment named {name!r} in tracking store {self.uri}")
+            raise NotFound(f"no experiment named {name!r} in tracking store {self.shown_uri}")
         root = artifact_root_for(self.uri)
         location = (root / _safe_dirname(name)).as_uri() if root is not None else None
         try:
@@ -146,7 +172,7 @@ class Tracker:
             exp_id = self._get_mlflow_run(parent_run_id).info.experiment_id
         else:
             exp_id = self.experiment_id(experiment, create=True)
-        all_tags: dict[str, Any] = {KIND_TAG: kind}
+        all_tags: dict[str, Any] = {KIND_TAG: kind, **_identity_tags()}
         user = _user()
         if user:
             all_tags["mlflow.user"] = user
@@ -171,7 +197,30 @@ class Tracker:
         run = self._get_mlflow_run(run_id)
         with _reaching(self.client):
             self.client.update_run(run_id, status="RUNNING")
-        return RunLogger(self.client, run_id, run.info.experiment_id)
+        logger = RunLogger(self.client, run_id, run.info.experiment_id)
+        logger.set_tags(_identity_tags())
+        return logger
+
+    def reap_orphans(self, experiment: str | None = None) -> list[RunInfo]:
+        """Mark FAILED the RUNNING runs of the experiment whose process, on this host, is gone (kill -9,
+        out of memory, a reboot); returns them. Runs of other hosts are left alone: we cannot know."""
+        from .. import launch
+
+        if self._store_missing():
+            return []
+        try:
+            running = self.find_runs(experiment, "attributes.status = 'RUNNING'", max_results=10_000)
+        except NotFound:
+            return []
+        gone = []
+        for run in running:
+            host, pid = run.tags.get(HOST_TAG), run.tags.get(PID_TAG)
+            if host and pid and launch.alive(host, pid, run.tags.get(PID_START_TAG, "")) is False:
+                with _reaching(self.client):
+                    self.client.set_tag(run.run_id, ORPHANED_TAG, f"process {pid} on {host} is gone")
+                    self.client.set_terminated(run.run_id, "FAILED")
+                gone.append(self.get_run(run.run_id))
+        return gone
 
     def metric_steps(self, run_id: str, key: str) -> set[int]:
         """The steps at which a run logged metric `key` (a resumed run skips logging them again)."""
@@ -183,7 +232,7 @@ class Tracker:
         try:
             return self.client.get_run(run_id)
         except MlflowException:
-            raise NotFound(f"no run with id {run_id!r} in tracking store {self.uri}") from None
+            raise NotFound(f"no run with id {run_id!r} in tracking store {self.shown_uri}") from None
 
     def get_run(self, run_id: str) -> RunInfo:
         return RunInfo.from_mlflow(self._get_mlflow_run(run_id))
@@ -288,6 +337,13 @@ class Tracker:
         if not weights.exists() or not config.exists():
             raise NotFound(f"run {run_id} has no complete checkpoint (model.safetensors + config.json)")
         return weights, json.loads(config.read_text())
+
+
+def _identity_tags() -> dict[str, str]:
+    from .. import launch
+
+    who = launch.identity()
+    return {HOST_TAG: who["host"], PID_TAG: who["pid"], PID_START_TAG: who["pid_start"]}
 
 
 def _safe_dirname(name: str) -> str:

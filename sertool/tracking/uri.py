@@ -72,6 +72,15 @@ def default_experiment_name(store_root: str | Path | None = None) -> str:
     return f"sertool-{name or 'default'}"
 
 
+def redact(uri: str) -> str:
+    """The URI as messages show it: a password inside it (`postgresql://user:secret@host/db`) becomes `***`."""
+    parts = urlparse(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
 def check_reachable(uri: str, timeout: float = 3.0) -> None:
     """Fail fast when a tracking server does not answer, before hours of training start.
 
@@ -89,4 +98,4 @@ def check_reachable(uri: str, timeout: float = 3.0) -> None:
         return
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
-        raise TrackingUnreachable(f"tracking server unreachable at {uri} ({reason})") from None
+        raise TrackingUnreachable(f"tracking server unreachable at {redact(uri)} ({reason})") from None

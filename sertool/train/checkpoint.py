@@ -73,16 +73,29 @@ def read_info(folder: str | Path) -> CheckpointInfo:
     return CheckpointInfo.from_dict(json.loads(path.read_text()), str(path))
 
 
-def load_model(weights: str | Path, info: CheckpointInfo | dict[str, Any]) -> "FusionModel":
-    """Rebuild the `FusionModel` a checkpoint describes and load its weights (on CPU)."""
+def read_weights(weights: str | Path) -> dict[str, Any]:
+    """The tensors of a safetensors file (never a pickle: no code runs); anything else is one line."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    try:
+        return load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise StoreMismatch(f"{weights}: not a readable safetensors checkpoint ({str(e).strip()[:200]})") from None
+
+
+def load_model(weights: str | Path, info: CheckpointInfo | dict[str, Any]) -> "FusionModel":
+    """Rebuild the `FusionModel` a checkpoint describes and load its weights (on CPU)."""
     from ..model.fusion import FusionConfig, FusionModel
 
     if isinstance(info, dict):
         info = CheckpointInfo.from_dict(info, str(weights))
     model = FusionModel(FusionConfig.from_dict(dict(info.fusion)))
-    model.load_state_dict(load_file(str(weights), device="cpu"))
+    try:
+        model.load_state_dict(read_weights(weights))
+    except RuntimeError as e:  # shapes or names that do not match the config beside them
+        first = str(e).strip().splitlines()[0]
+        raise StoreMismatch(f"{weights}: the weights do not fit the model its config.json describes ({first})") from None
     return model
 
 

@@ -20,7 +20,7 @@ from ..errors import InvalidOption, NotFound
 from ..store.catalog import Catalog
 from ..store.layout import StoreLayout
 from .batches import PlanSampler, StoreBatches, make_loader, open_reader, per_rank_batch, plan_epoch, plan_eval
-from .checkpoint import CheckpointInfo, check_compatible
+from .checkpoint import CheckpointInfo, check_compatible, read_weights
 from .config import TrainConfig
 from .data import SplitData, TrainingData, load_training_data
 from .distributed import DistInfo
@@ -185,9 +185,7 @@ def build_trainee(config: TrainConfig, feeds: Feeds, device: str, dist: DistInfo
     module = FusionModel(fusion)
     if init is not None:
         check_compatible(init.info, data.encoder_meta(), {k: getattr(config, k) for k in ARCH_FIELDS}, init.source)
-        from safetensors.torch import load_file
-
-        module.load_state_dict(load_file(str(init.weights), device="cpu"))
+        module.load_state_dict(read_weights(init.weights))
     module.to(device)
     model = module
     if dist.enabled:

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import launch
 from ..errors import NotFound, SertoolError
 from ..store.layout import StoreLayout
 from ..tracking.names import INIT_FROM_TAG, RESUME_TAG, SELECT_TAG, SPLITS_TAG, STAGE_TAG, STORE_TAG
@@ -39,8 +40,12 @@ def train(
     parent_run_id: str | None = None,
     console: "Console | None" = None,
 ) -> TrainResult:
-    """Train one model as `config` says on the store at `layout`, tracked as one run of `tracker`."""
-    with tempfile.TemporaryDirectory(prefix="sertool-init-") as tmp:
+    """Train one model as `config` says on the store at `layout`, tracked as one run of `tracker`.
+
+    Runs of the experiment whose process was killed are marked FAILED first (they can be resumed);
+    SIGTERM stops this run like Ctrl-C does (marked KILLED, resumable)."""
+    tracker.reap_orphans(config.experiment)
+    with launch.sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="sertool-init-") as tmp:
         init = _init_checkpoint(tracker, config.init_from, Path(tmp)) if config.init_from else None
         with prepare(config, layout, init=init) as session:
             run = tracker.start(
@@ -60,6 +65,7 @@ def train(
 def resume(ref: str, layout: StoreLayout, tracker: "Tracker", *, experiment: str | None = None,
            console: "Console | None" = None) -> TrainResult:
     """Go on with a killed or failed training run from its last finished epoch, in the same MLflow run."""
+    tracker.reap_orphans(experiment)
     info = tracker.resolve_run(ref, experiment)
     if info.kind != "train":
         raise SertoolError(f"run {info.name} ({info.run_id[:8]}) is a {info.kind} run; only training runs resume")
@@ -70,7 +76,7 @@ def resume(ref: str, layout: StoreLayout, tracker: "Tracker", *, experiment: str
     with tempfile.TemporaryDirectory(prefix="sertool-resume-") as tmp:
         config = TrainConfig.from_dict(tracker.load_config(info.run_id, Path(tmp)))
     logged = frozenset(tracker.metric_steps(info.run_id, "train_loss"))
-    with prepare(config, layout) as session:
+    with launch.sigterm_as_interrupt(), prepare(config, layout) as session:
         with tracker.reopen(info.run_id) as run:
             result = fit(session, run, resume=state, resume_path=path, logged_epochs=logged, console=console)
     _forget_state(path)

@@ -1,11 +1,15 @@
-"""Writing a corpus into the catalog: one transaction, idempotent, ASR transcripts kept, --skip-bad."""
+"""Writing a corpus into the catalog: one transaction, idempotent, ASR transcripts kept, --skip-bad,
+stale embed skips cleared, and re-ingests that would remove much refused without allow_shrink."""
+
+import shutil
 
 import pytest
 
 from msp_corpus_builders import CONSENSUS, TEST3, VOTES, dump_catalog, make_corpus
 from sertool.corpus.ingest import ingest_msp_podcast
-from sertool.errors import SertoolError
+from sertool.errors import SertoolError, ShrinkRefused
 from sertool.store.catalog import Catalog
+from sertool.store.clips import clips_in_split, clips_to_embed, record_skips
 
 
 @pytest.fixture
@@ -102,12 +106,81 @@ def test_skip_bad_records_missing_and_unreadable_audio(tmp_path, corpus):
         assert c.scalar("SELECT count(*) FROM clips WHERE clip_id = ?", [missing[:-4]]) == 1
 
 
-def test_skips_recorded_by_embed_survive_reingest(tmp_path, corpus):
-    """`sertool embed --skip-bad` records clips it could not decode; an unchanged re-ingest keeps them."""
+def test_reingest_clears_embed_skips_of_audio_that_reads_again(tmp_path, corpus):
+    """`embed --skip-bad` records clips it could not read; once their audio reads again, a re-ingest
+    clears those skips (that alone makes it a change) and the clips are back on embed's list."""
     cat = tmp_path / "store" / "catalog.duckdb"
     ingest_msp_podcast(cat, corpus, progress=False)
     with Catalog(cat) as c:
-        c.execute("INSERT INTO skipped SELECT clip_id, corpus, path, 'decode failed' FROM clips WHERE split = 'Test1'")
+        test1 = sorted(clips_in_split(c, "Test1") | clips_in_split(c, "Development"))
+        record_skips(c, [(cid, "embed: unreadable audio: Format not recognised") for cid in test1])  # what embed does
+        assert not {s.clip_id for s in clips_to_embed(c)} & set(test1)
+    report = ingest_msp_podcast(cat, corpus, progress=False)
+    assert report.changed
+    with Catalog(cat, read_only=True) as c:
+        assert c.scalar("SELECT count(*) FROM skipped") == 0
+        assert set(test1) <= {s.clip_id for s in clips_to_embed(c)}
     before = dump_catalog(cat)
-    assert not ingest_msp_podcast(cat, corpus, progress=False).changed
+    assert not ingest_msp_podcast(cat, corpus, progress=False).changed  # and then it is up to date
+    assert dump_catalog(cat) == before
+
+
+def test_embed_skip_of_audio_now_missing_becomes_ingest_skip(tmp_path, corpus):
+    cat = tmp_path / "store" / "catalog.duckdb"
+    ingest_msp_podcast(cat, corpus, progress=False)
+    gone = CONSENSUS[5][0]
+    with Catalog(cat) as c:
+        record_skips(c, [(gone[:-4], "embed: unreadable audio: truncated")])
+    (corpus / "Audios" / gone).unlink()
+    # one clip of ten, but its label is one of eight: past the shrink threshold of a corpus this small
+    ingest_msp_podcast(cat, corpus, skip_bad=True, allow_shrink=True, progress=False)
+    with Catalog(cat, read_only=True) as c:
+        [(clip_id, reason)] = c.execute("SELECT clip_id, reason FROM skipped")
+    assert clip_id == gone[:-4] and reason.startswith("missing audio file (listed on ")
+
+
+def _smaller_corpus(root, keep: int):
+    """The corpus with only its first `keep` consensus clips (and their votes), audio of the rest gone."""
+    shutil.rmtree(root / "Audios")
+    kept = {r[0] for r in CONSENSUS[:keep]}
+    return make_corpus(root, consensus=CONSENSUS[:keep], votes=[v for v in VOTES if v[0] in kept], test3=[])
+
+
+def test_reingest_that_removes_much_asks_for_allow_shrink(tmp_path, corpus):
+    cat = tmp_path / "store" / "catalog.duckdb"
+    ingest_msp_podcast(cat, corpus, progress=False)
+    before = dump_catalog(cat)
+    _smaller_corpus(corpus, keep=2)
+    with pytest.raises(ShrinkRefused) as e:
+        ingest_msp_podcast(cat, corpus, progress=False)
+    assert e.value.removals == {"clips": (8, 10), "votes": (10, 15), "labels": (6, 8)}
+    assert "8 of its 10 clips rows" in str(e.value) and "--allow-shrink" in str(e.value)
+    assert dump_catalog(cat) == before  # nothing written
+    report = ingest_msp_podcast(cat, corpus, allow_shrink=True, progress=False)
+    assert report.changed and report.clips == 2
+    with Catalog(cat, read_only=True) as c:
+        assert (c.scalar("SELECT count(*) FROM clips"), c.scalar("SELECT count(*) FROM votes")) == (2, 5)
+
+
+def test_a_tenth_may_go_more_asks(tmp_path, corpus):
+    """The threshold: removing 10% of a table is a normal re-ingest, removing more is not."""
+    cat = tmp_path / "store" / "catalog.duckdb"
+    ingest_msp_podcast(cat, corpus, progress=False)  # 10 clips
+    (corpus / "Audios" / TEST3[0]).unlink()
+    assert ingest_msp_podcast(cat, corpus, progress=False).changed  # 1 of 10
+    (corpus / "Audios" / TEST3[1]).unlink()
+    with pytest.raises(ShrinkRefused, match=r"1 of its 9 clips rows \(11%\)"):
+        ingest_msp_podcast(cat, corpus, progress=False)
+
+
+def test_consensus_file_gone_asks_for_allow_shrink(tmp_path, corpus):
+    """Without labels_consensus.csv every clip would lose its split and its imported consensus (replaced
+    by one derived from votes): the label count stays, but the corpus's own labels would be lost."""
+    cat = tmp_path / "store" / "catalog.duckdb"
+    ingest_msp_podcast(cat, corpus, progress=False)
+    before = dump_catalog(cat)
+    (corpus / "Labels" / "labels_consensus.csv").unlink()
+    with pytest.raises(ShrinkRefused) as e:
+        ingest_msp_podcast(cat, corpus, progress=False)
+    assert e.value.removals == {"labels": (len(CONSENSUS), 8)}
     assert dump_catalog(cat) == before

@@ -178,6 +178,11 @@ def test_baseline_is_averaged_in(world, tracker, cli_env, tmp_path):
     bad.write_text(path.read_text().replace(f"{world.dev_ids[2]}.wav,", f"{world.dev_ids[2]}.wav,high", 1))
     res = invoke(world, "--with-baseline", str(bad), "--out", str(tmp_path / "y.csv"))
     assert res.exit_code == 2 and "bad.csv:4: EmoAct: not a number" in res.output
+    # a binary file given as the baseline: one line naming the file and the line it breaks on
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(b"FileName,EmoAct,EmoVal,EmoDom\nx.wav,1,2,3\n\x80\x81\xfe\x00junk")
+    res = invoke(world, "--with-baseline", str(binary), "--out", str(tmp_path / "z.csv"))
+    assert res.exit_code == 2 and res.output.strip() == f"error: {binary}:3: not UTF-8 text (a challenge CSV file is expected)"
 
 
 def test_no_runs_is_a_clear_error(world, tracker, cli_env, log):

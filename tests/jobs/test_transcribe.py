@@ -89,5 +89,5 @@ def test_cli(layout):
     assert res.exit_code == 0, res.output
     assert "transcribed 3 clips" in res.stdout
     assert sum(src == "asr" for _, src in rows(layout).values()) == 3
-    res = runner.invoke(app, ["--store", str(layout.root), "transcribe"])
+    res = runner.invoke(app, ["--store", str(layout.root), "transcribe", "--preset", "tiny"])
     assert res.exit_code == 0 and "nothing to transcribe" in res.stdout

@@ -140,3 +140,17 @@ def test_pooled_norm_standardises_pooled_statistics_and_keeps_eval_batch_indepen
         one = model({k: (frames[k][2:3], lengths[k][2:3]) for k in frames})
     assert torch.allclose(whole.attributes[2], one.attributes[0], atol=1e-5)
     assert torch.allclose(whole.logits[2], one.logits[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("kw", [{}, {"pooling": "mean"}, {"encoders": {"a": 8, "b": 5}, "proj_dim": 7, "lstm_hidden": 9,
+                                                          "lstm_layers": 3, "attn_hidden": 4, "pooled_norm": True}])
+def test_parameter_count_is_known_before_building(kw):
+    config = FusionConfig(**kw)
+    assert config.n_parameters() == FusionModel(config).num_parameters()
+
+
+def test_absurd_configs_are_refused_before_any_allocation():
+    from sertool.errors import SertoolError
+
+    with pytest.raises(SertoolError, match="beyond any sane model"):
+        FusionConfig(proj_dim=10**6, lstm_hidden=10**6)

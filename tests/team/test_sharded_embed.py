@@ -20,7 +20,7 @@ from team_corpus import make_audio_store
 
 pytestmark = pytest.mark.slow  # worker subprocesses import torch and transformers (seconds each)
 
-EMBED = ["embed", "--batch-seconds", "60", "--augment", "gain"]
+EMBED = ["embed", "--preset", "tiny", "--batch-seconds", "60", "--augment", "gain"]
 """60 padded seconds: two clips per Whisper batch, so each encoder's plan has several batches to deal out."""
 
 
@@ -112,7 +112,7 @@ def test_torchrun_ranks_embed_one_shard_each(template, single, tmp_path):
     layout = _copy(template, tmp_path / "store")
     res = subprocess.run(
         [_bin("torchrun"), "--standalone", "--nproc-per-node", "2", "--no-python", _bin("sertool"),
-         "--store", str(layout.root), "embed", "--encoders", "whisper", "--batch-seconds", "60"],
+         "--store", str(layout.root), "embed", "--preset", "tiny", "--encoders", "whisper", "--batch-seconds", "60"],
         env=_env(), capture_output=True, text=True, timeout=300,
     )
     assert res.returncode == 0, res.stderr[-3000:]

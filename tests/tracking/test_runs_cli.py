@@ -108,3 +108,11 @@ def test_ui_serves_the_tracking_store(runs_logged, store_uri, tmp_path):
     while not port_free("127.0.0.1", port) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert port_free("127.0.0.1", port), "the mlflow server outlived `sertool ui`"
+
+
+def test_ui_on_all_interfaces_warns_that_it_has_no_authentication():
+    res = CliRunner().invoke(app, ["--tracking-uri", "http://127.0.0.1:9", "ui", "--host", "0.0.0.0"])
+    assert res.exit_code == 0
+    assert "warning: --host 0.0.0.0 serves the UI to the network" in res.output and "no authentication" in res.output
+    res = CliRunner().invoke(app, ["--tracking-uri", "http://127.0.0.1:9", "ui"])
+    assert "warning" not in res.output

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 ARGS = ["train", "--epochs", "8", "--warmup-epochs", "1", "--proj-dim", "32", "--lstm-hidden", "32", "--batch-size", "16",
         "--lr", "3e-3", "--min-lr", "1e-5", "--num-workers", "0", "--device", "cpu", "--experiment", "resume-tests",
@@ -60,6 +59,7 @@ def test_killed_run_resumes_to_the_uninterrupted_figures(frame_store, tmp_path):
     whole = _sertool(frame_store, uri, *ARGS, "--run-name", "whole", cwd=tmp_path)
     out_w, err_w = whole.communicate(timeout=300)
     assert whole.returncode == 0, err_w[-3000:]
+    assert "INFO mlflow" not in err + err_w  # MLflow's own INFO lines stay quiet without --verbose
 
     runs = {r.name: r for r in tracker.find_runs(kind="train")}
     assert sorted(runs) == ["killed", "whole"]  # resuming made no new run
@@ -85,3 +85,42 @@ def test_resume_refuses_a_finished_run_and_extra_options(frame_store, tmp_path, 
     assert res.exit_code == 2 and "FINISHED: nothing to resume" in res.output, res.output
     res = CliRunner().invoke(app, [*base, "--resume", tiny_run.run_id, "--epochs", "3"])
     assert res.exit_code == 2 and "--resume: a resumed run keeps its own config; drop --epochs" in res.output, res.output
+
+
+def test_a_killed_run_is_marked_failed_and_offered_for_resume(frame_store, tmp_path):
+    """kill -9 leaves a run RUNNING on the server; the next `sertool runs` (or train) sees its process
+    is gone, marks it FAILED and says how to resume; SIGTERM ends a run like Ctrl-C (KILLED)."""
+    from typer.testing import CliRunner
+
+    from sertool.cli import app
+    from sertool.tracking.tracker import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri, experiment="resume-tests")
+    tracker.experiment_id(create=True)
+    for name, sig in (("term", signal.SIGTERM), ("nine", signal.SIGKILL)):  # (a new run would reap "nine")
+        proc = _sertool(frame_store, uri, *ARGS, "--run-name", name, cwd=tmp_path)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                runs = [r for r in tracker.find_runs(kind="train") if r.name == name]
+                if runs and tracker.metric_steps(runs[0].run_id, "train_loss"):
+                    break
+                time.sleep(0.05)
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            os.kill(proc.pid, sig)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        if sig == signal.SIGTERM:
+            assert proc.returncode != 0 and "Traceback" not in err, err[-2000:]
+    runs = {r.name: r for r in tracker.find_runs(kind="train")}
+    assert runs["nine"].status == "RUNNING" and runs["term"].status == "KILLED"
+    res = CliRunner().invoke(app, ["--tracking-uri", uri, "runs", "--experiment", "resume-tests"])
+    assert res.exit_code == 0, res.output
+    assert f"run nine ({runs['nine'].run_id[:8]}) was RUNNING but its process is gone" in res.output
+    assert f"sertool train --resume {runs['nine'].run_id[:8]}" in res.output
+    after = {r.name: r for r in tracker.find_runs(kind="train")}
+    assert after["nine"].status == "FAILED" and after["term"].status == "KILLED"
+    assert "is gone" in after["nine"].tags["sertool.orphaned"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sertool.errors import BadInput, InvalidOption, SertoolError
+from sertool.errors import BadInput, InvalidOption
 from sertool.train.config import ConfigError, TrainConfig, field_names
 from sertool.train.recipes import load_recipe, parse_set, resolve_config
 from sertool.train.sweep import plan_sweep

@@ -33,7 +33,7 @@ def point(layout, clip_id: str, path: Path) -> None:
 
 
 def embed(layout, *args: str):
-    return CliRunner().invoke(app, ["--store", str(layout.root), "embed", *args])
+    return CliRunner().invoke(app, ["--store", str(layout.root), "embed", "--preset", "tiny", *args])
 
 
 def one_line(result) -> str:

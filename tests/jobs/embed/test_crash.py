@@ -22,7 +22,7 @@ from .test_embed import read_all
 ENCODERS = ("whisper", "wavlm", "roberta")
 ARGS = ["--encoders", ",".join(ENCODERS), "--augment", "noise", "--batch-seconds", "8", "--seed", "3",
         "--splits", "Train"]
-CFG = EmbedConfig(encoders=ENCODERS, augment=("noise",), batch_seconds=8.0, seed=3, splits=("Train",))
+CFG = EmbedConfig(preset="tiny", encoders=ENCODERS, augment=("noise",), batch_seconds=8.0, seed=3, splits=("Train",))
 
 
 def embedding_rows(layout: StoreLayout) -> list[tuple]:
@@ -35,7 +35,7 @@ def kill_mid_run(layout: StoreLayout, max_delay: float, rng: random.Random) -> t
     Returns (delay, whether it was still running when killed)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # as the in-process reference (see conftest)
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from sertool.cli import main; main()", "--store", str(layout.root), "embed", *ARGS],
+        [sys.executable, "-c", "from sertool.cli import main; main()", "--store", str(layout.root), "embed", "--preset", "tiny", *ARGS],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:

@@ -46,7 +46,7 @@ def read_all(layout, encoder: str, variant: str) -> dict[str, np.ndarray]:
 
 
 def test_embed_reads_back_what_each_encoder_makes(layout, tiny_encoders):
-    cfg = EmbedConfig(encoders=ALL, augment=("noise",), batch_seconds=40.0)
+    cfg = EmbedConfig(preset="tiny", encoders=ALL, augment=("noise",), batch_seconds=40.0)
     report = embed_store(layout, cfg, encoders=list(tiny_encoders.values()))
     rows = clip_rows(layout)
     n = len(rows)
@@ -71,10 +71,10 @@ def test_embed_reads_back_what_each_encoder_makes(layout, tiny_encoders):
 
 def test_rerun_does_nothing_and_roberta_is_never_reembedded(layout, tiny_encoders):
     encs = list(tiny_encoders.values())
-    embed_store(layout, EmbedConfig(encoders=ALL), encoders=encs)
+    embed_store(layout, EmbedConfig(preset="tiny", encoders=ALL), encoders=encs)
     before = snapshot(layout)
     # adding augmented variants embeds audio only: the transcript is the same for every variant
-    report = embed_store(layout, EmbedConfig(encoders=ALL, augment=("gain",)), encoders=encs)
+    report = embed_store(layout, EmbedConfig(preset="tiny", encoders=ALL, augment=("gain",)), encoders=encs)
     written = {(u.encoder, u.variant): u.written for u in report.units if u.written}
     assert set(written) == {("whisper", "gain"), ("wavlm", "gain")}
     with Catalog(layout.catalog, read_only=True) as cat:
@@ -86,7 +86,7 @@ def test_rerun_does_nothing_and_roberta_is_never_reembedded(layout, tiny_encoder
 
     files = {p: p.stat().st_mtime_ns for p in layout.embeddings.rglob("*") if p.is_file()}
     after = snapshot(layout)
-    result = CliRunner().invoke(app, ["--store", str(layout.root), "embed", "--augment", "gain"])
+    result = CliRunner().invoke(app, ["--store", str(layout.root), "embed", "--preset", "tiny", "--augment", "gain"])
     assert result.exit_code == 0, result.output
     assert "nothing to do" in result.stdout
     assert snapshot(layout) == after
@@ -102,8 +102,8 @@ def test_augmented_frames_do_not_depend_on_batching(layout, tiny_encoders, tmp_p
     other = StoreLayout.at(tmp_path / "other")
     shutil.copytree(template[0], other.root)
     enc = [tiny_encoders["wavlm"]]
-    embed_store(layout, EmbedConfig(encoders=("wavlm",), augment=("reverb",), batch_seconds=5.0), encoders=enc)
-    embed_store(other, EmbedConfig(encoders=("wavlm",), augment=("reverb",), batch_seconds=500.0), encoders=enc)
+    embed_store(layout, EmbedConfig(preset="tiny", encoders=("wavlm",), augment=("reverb",), batch_seconds=5.0), encoders=enc)
+    embed_store(other, EmbedConfig(preset="tiny", encoders=("wavlm",), augment=("reverb",), batch_seconds=500.0), encoders=enc)
     a, b = read_all(layout, "wavlm", "reverb"), read_all(other, "wavlm", "reverb")
     assert a.keys() == b.keys()
     for k in a:
@@ -115,11 +115,11 @@ def test_missing_transcript_stops_before_any_work(layout, tiny_encoders):
         cat.execute("UPDATE clips SET transcript = NULL WHERE clip_id = 'clip_005'")
     before = snapshot(layout)
     with pytest.raises(BadInput) as e:
-        embed_store(layout, EmbedConfig(encoders=ALL), encoders=list(tiny_encoders.values()))
+        embed_store(layout, EmbedConfig(preset="tiny", encoders=ALL), encoders=list(tiny_encoders.values()))
     assert e.value.field == "transcript" and "clip_005" in str(e.value) and "sertool transcribe" in str(e.value)
     assert snapshot(layout) == before and not layout.embeddings.exists()
     # audio encoders alone do not need transcripts
-    report = embed_store(layout, EmbedConfig(encoders=("wavlm",)), encoders=[tiny_encoders["wavlm"]])
+    report = embed_store(layout, EmbedConfig(preset="tiny", encoders=("wavlm",)), encoders=[tiny_encoders["wavlm"]])
     assert report.written == len(clip_rows(layout))
 
 
@@ -127,7 +127,7 @@ def test_empty_transcript_is_embedded_not_refused(layout, tiny_encoders):
     """ASR that hears no words (or an empty corpus file) leaves '' — an answer, unlike NULL."""
     with Catalog(layout.catalog) as cat:
         cat.execute("UPDATE clips SET transcript = '', transcript_source = 'asr' WHERE clip_id = 'clip_005'")
-    embed_store(layout, EmbedConfig(encoders=("roberta",)), encoders=[tiny_encoders["roberta"]])
+    embed_store(layout, EmbedConfig(preset="tiny", encoders=("roberta",)), encoders=[tiny_encoders["roberta"]])
     frames = read_all(layout, "roberta", "clean")
     assert frames["clip_005"].shape[0] == 2  # <s></s>
     assert len(frames) == len(clip_rows(layout))
@@ -139,7 +139,7 @@ def test_corrupt_wav_is_one_line_exit_2_and_leaves_the_catalog(layout, tmp_path)
     with Catalog(layout.catalog) as cat:
         cat.execute("UPDATE clips SET path = ? WHERE clip_id = 'clip_002'", [str(bad)])
     before = snapshot(layout)
-    args = ["--store", str(layout.root), "embed", "--encoders", "wavlm"]
+    args = ["--store", str(layout.root), "embed", "--preset", "tiny", "--encoders", "wavlm"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
@@ -165,9 +165,28 @@ def test_second_writer_is_refused(layout, tiny_encoders):
     try:
         assert holder.stdout.readline().strip() == "ready"
         with pytest.raises(StoreInUse, match="in use"):
-            embed_store(layout, EmbedConfig(encoders=("wavlm",)), encoders=[tiny_encoders["wavlm"]])
-        result = CliRunner().invoke(app, ["--store", str(layout.root), "embed", "--encoders", "wavlm"])
+            embed_store(layout, EmbedConfig(preset="tiny", encoders=("wavlm",)), encoders=[tiny_encoders["wavlm"]])
+        result = CliRunner().invoke(app, ["--store", str(layout.root), "embed", "--preset", "tiny", "--encoders", "wavlm"])
         assert result.exit_code == 2 and "store is in use" in result.stderr
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_paper_preset_is_the_default_and_says_how_to_get_it(layout, monkeypatch):
+    """A plain `sertool embed` must never store random-weight embeddings: it means the paper checkpoints,
+    and without them it stops before any work with one line saying where to get them."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(layout.root / "empty-hf-cache"))
+    before = _dump(layout)
+    res = CliRunner().invoke(app, ["--store", str(layout.root), "embed", "--encoders", "wavlm"])
+    assert res.exit_code == 2
+    (line,) = res.output.strip().splitlines()
+    assert "microsoft/wavlm-large: not in the Hugging Face cache" in line and "--model-dir" in line
+    assert _dump(layout) == before
+
+
+def _dump(layout) -> list:
+    with Catalog(layout.catalog, read_only=True) as cat:
+        tables = [r[0] for r in cat.execute("SELECT table_name FROM information_schema.tables ORDER BY 1")]
+        return [(t, sorted(map(repr, cat.execute(f"SELECT * FROM {t}")))) for t in tables]

@@ -119,6 +119,35 @@ def test_nothing_readable_is_an_error(setup, cli_env):
     assert "broken.wav" in res.stderr and "nothing could be predicted" in res.stderr
 
 
+def test_broken_checkpoints_are_one_line_and_run_no_code(setup, cli_env, tmp_path):
+    """A pickle saved as model.safetensors is refused unread (no code runs: safetensors only), and a
+    config.json asking for an absurd model is refused before any allocation."""
+    import pickle
+
+    from sertool.tracking.names import CHECKPOINT_DIR
+
+    ran = tmp_path / "pickle-ran"
+    payload = pickle.dumps(type("Evil", (), {"__reduce__": lambda self: (open, (str(ran), "w"))})())
+    run_id = setup.run_ids["tiny-a"]
+    weights, config = setup.tracker.load_checkpoint(run_id, tmp_path / "a")
+    for name, write in (("pickled", lambda d: (d / "model.safetensors").write_bytes(payload)),
+                        ("huge", lambda d: (d / "config.json").write_text(json.dumps(
+                            {**config, "fusion": {**config["fusion"], "lstm_hidden": 10**6, "proj_dim": 10**6}})))):
+        folder = tmp_path / name / CHECKPOINT_DIR
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(weights.read_bytes())
+        (folder / "config.json").write_text(json.dumps(config))
+        write(folder)
+        with setup.tracker.start("train", experiment=setup.experiment, run_name=f"broken-{name}") as run:
+            run.log_artifact(folder, CHECKPOINT_DIR)
+        res = invoke(setup, f"broken-{name}", str(setup.audio["short"]), "--transcript", "x")
+        assert res.exit_code == 2, res.output
+        lines = res.output.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in res.output, res.output
+        assert ("not a readable safetensors checkpoint" if name == "pickled" else "beyond any sane model") in lines[0]
+    assert not ran.exists()
+
+
 def test_a_file_too_short_or_too_long_is_reported_and_skipped(setup, cli_env, tmp_path):
     """A 10 ms wav used to stop predict with a conv kernel-size traceback; it is reported and skipped
     like an unreadable file, as is a file over --max-seconds (refused from its header, before decoding)."""
