@@ -4,6 +4,11 @@ Corpora come with all sorts of files (stereo, 8 kHz telephone, 44.1 kHz podcasts
 trained on 16 kHz mono, MSP-Podcast ships 16 kHz, and the synthetic corpus writes 16 kHz, so the rate
 is defined here once. soundfile reads (torchaudio.load needs torchcodec), torchaudio.functional
 resamples.
+
+The bounds on a clip live here too, so that ingest, embed and predict refuse the same clips: audio of
+at least `MIN_SAMPLES` (one frame of the wav2vec2-style conv front end) and at most a `max_seconds` the
+caller states (`DEFAULT_MAX_SECONDS` unless told otherwise), a transcript of at most
+`DEFAULT_MAX_TRANSCRIPT_CHARS` unless told otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +22,23 @@ if TYPE_CHECKING:
     import numpy as np
 
 SAMPLE_RATE = 16_000
+
+MIN_SAMPLES = 400
+"""The shortest clip the tool takes: 25 ms at 16 kHz, the receptive field of one frame of WavLM's (and
+HuBERT's) conv front end. Shorter audio has no WavLM frame at all (the conv fails, or a padded batch
+yields 0 frames), and 25 ms is a fraction of one syllable: nothing to recognise an emotion in."""
+MIN_SECONDS = MIN_SAMPLES / SAMPLE_RATE
+
+DEFAULT_MAX_SECONDS = 3600.0
+"""The longest clip embed and predict take unless `--max-seconds` says otherwise. The encoders run long
+audio in windows, so their working memory stays bounded, but a clip's audio and all its frames are held
+at once (an hour: 0.2 GB of samples, ~0.9 GB of Whisper-large frames as float32), so the bound is
+stated rather than found by running out of memory. MSP-Podcast clips are 3-11 s."""
+
+DEFAULT_MAX_TRANSCRIPT_CHARS = 100_000
+"""The longest transcript text encoders take unless `--max-transcript-chars` says otherwise: an hour of
+fast speech is ~60,000 characters. Frames are one per token (~4 characters), so a runaway transcript
+(a 20 MB file: 20 GB of roberta-large frames) would otherwise fill memory before anything is written."""
 
 
 def to_mono_16k(samples: "np.ndarray", sample_rate: int) -> "np.ndarray":
@@ -48,6 +70,36 @@ def load_audio(path: str | Path) -> "np.ndarray":
     if not np.isfinite(samples).all():
         raise BadInput(path, "audio contains NaN or infinite samples", field="audio")
     return to_mono_16k(samples, int(sr))
+
+
+def resampled_length(frames: int, sample_rate: int) -> int:
+    """Samples a file of `frames` at `sample_rate` has once resampled to 16 kHz (resample rounds up)."""
+    return -(-int(frames) * SAMPLE_RATE // int(sample_rate))
+
+
+def read_header(path: str | Path) -> tuple[int, int]:
+    """(frames, sample rate) of a file from its header alone (no decode: cheap for a whole corpus).
+    An unreadable or empty file is `BadInput` naming it (field `audio`)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception as e:  # as in load_audio: every exception here means "can't read"
+        raise BadInput(path, f"cannot read audio ({str(e).strip() or type(e).__name__})", field="audio") from None
+    if info.frames <= 0:
+        raise BadInput(path, "audio file has no samples", field="audio")
+    return int(info.frames), int(info.samplerate)
+
+
+def check_length(path: str | Path, n_samples: int, max_seconds: float = DEFAULT_MAX_SECONDS) -> None:
+    """`BadInput` (field `audio`) naming `path` when a clip of `n_samples` at 16 kHz is shorter than
+    `MIN_SAMPLES` or longer than `max_seconds`."""
+    if n_samples < MIN_SAMPLES:
+        raise BadInput(path, f"audio is {1000 * n_samples / SAMPLE_RATE:.1f} ms long, shorter than the "
+                             f"{1000 * MIN_SECONDS:g} ms minimum (one frame of WavLM's conv front end)", field="audio")
+    if n_samples > max_seconds * SAMPLE_RATE:
+        raise BadInput(path, f"audio is {n_samples / SAMPLE_RATE:.1f} s long, over the {max_seconds:g} s limit "
+                             "(--max-seconds)", field="audio")
 
 
 def window_spans(n_samples: int, window: int, *, tail_merge: float = 0.0) -> list[tuple[int, int]]:

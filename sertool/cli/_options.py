@@ -10,6 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..audio import DEFAULT_MAX_SECONDS
+
 
 class Device(str, Enum):
     cpu = "cpu"
@@ -84,6 +86,12 @@ ModelDirOpt = Annotated[
                  show_default=False),
 ]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+MaxSecondsOpt = Annotated[
+    float,
+    typer.Option("--max-seconds", help="Longest audio taken; a longer clip is bad input (named; embed --skip-bad "
+                 "skips it, predict skips the file). Long audio within it is embedded in windows."),
+]
+MAX_SECONDS = DEFAULT_MAX_SECONDS
 
 
 def names(value: str | None) -> tuple[str, ...]:

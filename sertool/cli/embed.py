@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from ._common import err, out, state
-from ._options import Device, DeviceOpt, ModelDirOpt, Preset, PresetOpt, names
+from ..audio import DEFAULT_MAX_TRANSCRIPT_CHARS
+from ._options import MAX_SECONDS, Device, DeviceOpt, MaxSecondsOpt, ModelDirOpt, Preset, PresetOpt, names
 
 
 def embed(
@@ -26,8 +27,14 @@ def embed(
     seed: Annotated[int, typer.Option(help="Augmentation seed.")] = 0,
     splits: Annotated[Optional[str], typer.Option(help="Only clips of these splits (comma-separated).")] = None,
     skip_bad: Annotated[
-        bool, typer.Option("--skip-bad", help="Record unreadable audio in `skipped` and go on.")
+        bool, typer.Option("--skip-bad", help="Record bad clips (unreadable, NaN samples, too short or long, "
+                           "transcript over the limit) in `skipped` and go on.")
     ] = False,
+    max_seconds: MaxSecondsOpt = MAX_SECONDS,
+    max_transcript_chars: Annotated[
+        int, typer.Option("--max-transcript-chars", help="Longest transcript text encoders take; a longer one is "
+                          "bad input (--skip-bad skips the clip).")
+    ] = DEFAULT_MAX_TRANSCRIPT_CHARS,
     part: Annotated[
         Optional[str],
         typer.Option(help="Embed only part I/N (one of N workers) into a segment; then `sertool store merge`. "
@@ -41,6 +48,7 @@ def embed(
     cfg = EmbedConfig(
         preset=preset.value, encoders=names(encoders), layer=layer, model_dir=model_dir, augment=names(augment),
         device=device.value, batch_seconds=batch_seconds, seed=seed, splits=names(splits) or None, skip_bad=skip_bad,
+        max_seconds=max_seconds, max_transcript_chars=max_transcript_chars,
     )
     layout = state(ctx).layout
     parted = embed_parts(layout, cfg, part, console=err)
@@ -56,8 +64,13 @@ def embed(
         elif part is not None:
             err.print(f"part {parted.part} is in {parted.segment.root}; once all {parted.part.count} parts are "
                       "done, `sertool store merge` commits them to the store", highlight=False)
+    if report.readmitted:
+        n = len(report.readmitted)
+        ids = ", ".join(report.readmitted[:5]) + (f" and {n - 5} more" if n > 5 else "")
+        err.print(f"re-checked: {len(report.readmitted)} clip(s) skipped by an earlier embed pass every check now "
+                  f"and are embedded ({ids})", highlight=False, soft_wrap=True)
     for clip_id, path, reason in report.skipped:
-        err.print(f"skipped {clip_id} ({path}): {reason}", highlight=False)
+        err.print(f"skipped {clip_id} ({path}): {reason}", highlight=False, soft_wrap=True)
     if report.nothing_to_do:
         out.print(f"nothing to do: all {len(report.units)} encoder/variant sets are complete")
         return

@@ -11,7 +11,17 @@ from typing import Annotated, Optional
 import typer
 
 from ._common import err, out, state
-from ._options import Device, DeviceOpt, ExperimentOpt, FormatOpt, ModelDirOpt, OutputFormat, Preset
+from ._options import (
+    MAX_SECONDS,
+    Device,
+    DeviceOpt,
+    ExperimentOpt,
+    FormatOpt,
+    MaxSecondsOpt,
+    ModelDirOpt,
+    OutputFormat,
+    Preset,
+)
 
 
 def predict(
@@ -31,13 +41,14 @@ def predict(
     ] = 30.0,
     experiment: ExperimentOpt = None,
     device: DeviceOpt = Device.cpu,
+    max_seconds: MaxSecondsOpt = MAX_SECONDS,
 ) -> None:
     """Class, class probabilities and arousal/valence/dominance for new audio (one row per window + file)."""
     from ..errors import SertoolError
     from ..jobs.predict import PredictConfig, predict_files
 
     cfg = PredictConfig(preset=preset.value if preset else None, model_dir=model_dir, window_seconds=window_seconds,
-                        transcript=transcript, device=device.value, experiment=experiment)
+                        transcript=transcript, device=device.value, experiment=experiment, max_seconds=max_seconds)
     st = state(ctx)
     report = predict_files(st.layout, run, audio, cfg, st.tracker(experiment), console=err)
     for note in report.notes:
@@ -45,7 +56,7 @@ def predict(
     for _, reason in report.skipped:
         err.print(f"skipped {reason}", highlight=False, soft_wrap=True)
     if not report.rows:
-        raise SertoolError(f"nothing could be predicted: none of the {len(audio)} file(s) was readable")
+        raise SertoolError(f"nothing could be predicted: none of the {len(audio)} file(s) could be used")
     rows = [r.to_dict() for r in report.rows]
     if fmt is OutputFormat.json:
         typer.echo(json.dumps(rows, indent=2))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..errors import SertoolError
 from ..store.records import EncoderRecord
 
@@ -47,6 +49,35 @@ def hidden(outputs: Any, layer: int | None):
 def chunks(n: int, size: int) -> list[slice]:
     """Slices of at most `size` over range(n): bounds the memory of one forward pass."""
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def window_starts(n: int, capacity: int, overlap: int) -> list[int]:
+    """Start offsets of overlapping windows of `capacity` positions that cover `n` (tokens or frames);
+    the last window ends exactly at the end."""
+    if n <= capacity:
+        return [0]
+    step = capacity - overlap
+    starts = list(range(0, n - capacity, step))
+    return starts + [n - capacity]
+
+
+def owned_spans(n: int, starts: list[int], capacity: int) -> list[tuple[int, int]]:
+    """For each window, the [lo, hi) positions it owns: those where it is the most central window
+    (most context on both sides; a tie goes to the earlier window). Every position is owned once.
+
+    All windows have the same capacity, so "most central" is "nearest centre", and window k's share ends
+    halfway between its centre and the next one's: O(windows) work and memory, where comparing every
+    position with every window (a positions x windows matrix) grew with the square of the length.
+    """
+    his = [(s + t + capacity - 1) // 2 + 1 for s, t in zip(starts, starts[1:])] + [n]
+    los = [0] + his[:-1]
+    return list(zip(los, his))
+
+
+def owner_windows(n: int, starts: list[int], capacity: int) -> np.ndarray:
+    """For each position, the index of the window that owns it (`owned_spans`), in O(n) memory."""
+    spans = owned_spans(n, starts, capacity)
+    return np.repeat(np.arange(len(spans)), [hi - lo for lo, hi in spans])
 
 
 def train_bpe(texts: list[str], specials: list[str], vocab_size: int) -> tuple[dict[str, int], list[tuple[str, str]]]:

@@ -80,6 +80,8 @@ class WhisperASR:
 
 def load_asr(preset: str, *, models_dir=None, model_dir=None, device: str = "cpu", texts=None) -> WhisperASR:
     """The preset's Whisper ASR (same checkpoint as the `whisper` encoder: large-v3 is one model)."""
+    from ..model.device import check_device
     from .presets import resolve
 
+    check_device(device)
     return WhisperASR(resolve("asr", preset, model_dir=model_dir, models_dir=models_dir, texts=texts), device=device)

@@ -41,8 +41,10 @@ def load_encoder(
     corpus transcripts the tiny tokenizers are trained on the first time. `model_dir` holds the paper
     checkpoints when they are not loaded by name.
     """
+    from ..model.device import check_device
     from .presets import resolve
 
+    check_device(device)  # one line naming --device, not a traceback from the model's .to(device)
     cls = encoder_class(kind)
     source = resolve(kind, preset, model_dir=model_dir, models_dir=models_dir, texts=texts)
     return cls(source, layer=layer, device=device)

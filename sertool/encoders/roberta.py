@@ -3,6 +3,8 @@
 Transcripts longer than the model's window go through in overlapping windows; each token's frame
 is taken from the window where it sits most centrally (most context on both sides), so every token
 appears exactly once. Windows are padded with an attention mask, so batch-mates do not interact.
+Stitching is linear in the transcript's length (each window contributes one slice); how long a
+transcript may be at all is the caller's bound (`sertool embed --max-transcript-chars`).
 """
 
 from __future__ import annotations
@@ -13,31 +15,23 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..store.records import EncoderRecord
-from ._hf import check_layer, chunks, encoder_record, hidden, quiet_transformers, train_bpe
+from ._hf import (  # noqa: F401  (window_starts, owner_windows: the window plan, importable from here)
+    check_layer,
+    chunks,
+    encoder_record,
+    hidden,
+    owned_spans,
+    owner_windows,
+    quiet_transformers,
+    train_bpe,
+    window_starts,
+)
 from .base import EncoderBase, ModelSource, Modality, register
 
 TINY_MAX_TOKENS = 128
 """Tiny RoBERTa's window (positions minus the two specials' padding offset) - small so tests window cheaply."""
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 """roberta-large's order: <s>=0, <pad>=1, </s>=2."""
-
-
-def window_starts(n_tokens: int, capacity: int, overlap: int) -> list[int]:
-    """Start offsets of overlapping windows of `capacity` tokens that cover `n_tokens`."""
-    if n_tokens <= capacity:
-        return [0]
-    step = capacity - overlap
-    starts = list(range(0, n_tokens - capacity, step))
-    return starts + [n_tokens - capacity]  # the last window ends exactly at the end
-
-
-def owner_windows(n_tokens: int, starts: list[int], capacity: int) -> np.ndarray:
-    """For each token, the window in which it is most central."""
-    pos = np.arange(n_tokens)[:, None]
-    s = np.asarray(starts)[None, :]
-    inside = (pos >= s) & (pos < s + capacity)
-    margin = np.minimum(pos - s, s + capacity - 1 - pos)
-    return np.where(inside, margin, -1).argmax(axis=1)
 
 
 @register
@@ -141,7 +135,8 @@ class RobertaEncoder(EncoderBase):
             if len(wins) == 1:
                 results.append(first)
                 continue
-            own = owner_windows(len(seq), starts, cap)
-            body = np.stack([outs[wins[w]][1 + j - starts[w]] for j, w in enumerate(own)])
-            results.append(np.concatenate([first[:1], body, last[-1:]], axis=0))
+            # each window's owned tokens, shifted by 1 for its <s>
+            spans = owned_spans(len(seq), starts, cap)
+            body = [outs[w][1 + lo - s : 1 + hi - s] for w, s, (lo, hi) in zip(wins, starts, spans)]
+            results.append(np.concatenate([first[:1], *body, last[-1:]], axis=0))
         return results

@@ -14,11 +14,14 @@ Crash safety: each batch is one `writer.write` call — arrays first, then one c
 kill leaves every batch either committed or invisible; a rerun skips committed clips and overwrites the
 orphaned frames past the last committed row. The catalog is opened read-write for the whole run, so a
 second `sertool embed` on the same store stops at once with `StoreInUse`.
+
+Bad input is per clip and found before any work where the catalog and file headers tell, else while
+its batch loads, before that batch writes anything; `--skip-bad` records it in `skipped` instead
+(`embed_checks`).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,12 +33,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import BadInput, InvalidOption, NotFound
+from ..audio import DEFAULT_MAX_SECONDS, DEFAULT_MAX_TRANSCRIPT_CHARS, MIN_SECONDS
+from ..errors import InvalidOption
 from ..store.catalog import Catalog
-from ..store.clips import clips_to_embed, record_skips as _record_skips
 from ..store.layout import StoreLayout
 from ..store.records import ClipSource
-from .augment import CLEAN, augment, check_variants
+from .augment import CLEAN, check_variants
+from .embed_checks import (  # noqa: F401  (check_audio, record_skips: embed_parts and callers import them here)
+    admit_clips,
+    check_audio,
+    check_transcripts,
+    load_batch,
+    record_skips,
+    skip_or_stop,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -100,10 +111,18 @@ class EmbedConfig:
     splits: tuple[str, ...] | None = None
     """Only clips of these corpus splits (None = all)."""
     skip_bad: bool = False
-    """Record unreadable audio in `skipped` and go on, instead of stopping with `BadInput`."""
+    """Record bad clips (unreadable audio, NaN samples, too short or too long, transcripts over the limit)
+    in `skipped` and go on, instead of stopping with `BadInput`."""
+    max_seconds: float = DEFAULT_MAX_SECONDS
+    """Longest clip to embed (`audio.DEFAULT_MAX_SECONDS`); a longer one is bad input."""
+    max_transcript_chars: int = DEFAULT_MAX_TRANSCRIPT_CHARS
+    """Longest transcript text encoders take; a longer one is bad input."""
 
     def __post_init__(self) -> None:
         from ..encoders.registry import encoder_kinds
+        from ..model.device import check_device
+
+        check_device(self.device)  # before anything is read or written
 
         kinds = encoder_kinds()
         unknown = [e for e in self.encoders if e not in kinds]
@@ -114,6 +133,11 @@ class EmbedConfig:
             object.__setattr__(self, "batch_seconds", default_batch_seconds(self.device))
         if not self.batch_seconds > 0:
             raise InvalidOption("batch_seconds", f"must be positive, got {self.batch_seconds}")
+        if not self.max_seconds >= MIN_SECONDS:
+            raise InvalidOption("max_seconds", f"must be at least {MIN_SECONDS} (the shortest clip), "
+                                               f"got {self.max_seconds}")
+        if not self.max_transcript_chars >= 0:
+            raise InvalidOption("max_transcript_chars", f"must not be negative, got {self.max_transcript_chars}")
 
     def modalities(self) -> set[str]:
         """Which inputs the requested encoders read: `audio`, `text` or both (from the registry)."""
@@ -138,7 +162,9 @@ class UnitReport:
 class EmbedReport:
     units: list[UnitReport] = field(default_factory=list)
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
-    """(clip_id, path, reason) of unreadable clips recorded in `skipped` (with `skip_bad`)."""
+    """(clip_id, path, reason) of bad clips recorded in `skipped` (with `skip_bad`)."""
+    readmitted: list[str] = field(default_factory=list)
+    """Clips an earlier embed skipped that passed every check again: taken back and embedded."""
 
     @property
     def written(self) -> int:
@@ -149,63 +175,7 @@ class EmbedReport:
         return self.written == 0
 
 
-# -- checks before any work --------------------------------------------------------------------------
-
-def check_transcripts(layout: StoreLayout, clips: Sequence[ClipSource], cfg: "EmbedConfig") -> None:
-    """Text encoders need a transcript for every clip: fail before any work, naming the first clip.
-
-    Only a missing transcript (NULL) stops the run. An empty one is an answer: the corpus file is
-    empty or ASR heard no words (silence, music), and RoBERTa embeds it as its `<s></s>` frames.
-    """
-    from ..encoders.registry import encoder_class
-
-    missing = [c for c in clips if c.transcript is None]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        text = [k for k in cfg.encoders if encoder_class(k).modality == "text"]
-        audio = [k for k in cfg.encoders if k not in text]
-        raise BadInput(
-            layout.catalog,
-            f"clip {missing[0].clip_id}{more} has no transcript for {', '.join(text)}; run `sertool transcribe` "
-            f"first, or leave {', '.join(text)} out (--encoders {','.join(audio) or '...'})",
-            field="transcript",
-        )
-
-
-def check_audio(clips: Sequence[ClipSource]) -> tuple[list[ClipSource], list[tuple[ClipSource, str]]]:
-    """Read every clip's header (cheap: no decode) so a bad file stops the run before anything is
-    written. Returns the readable clips (durations filled from the header) and the bad ones."""
-    import soundfile as sf
-
-    good, bad = [], []
-    for c in clips:
-        try:
-            info = sf.info(str(c.path))
-            if info.frames == 0:
-                raise ValueError("audio file has no samples")
-        except Exception as e:
-            bad.append((c, str(e).strip() or type(e).__name__))
-            continue
-        if math.isnan(c.duration_s):
-            c = ClipSource(c.clip_id, c.path, info.frames / info.samplerate, c.transcript)
-        good.append(c)
-    return good, bad
-
-
-def record_skips(catalog: Catalog, bad: Sequence[tuple[ClipSource, str]]) -> None:
-    """Bad clips go to `skipped` in one transaction (the same table `ingest --skip-bad` fills)."""
-    _record_skips(catalog, [(clip.clip_id, f"embed: unreadable audio: {reason}") for clip, reason in bad])
-
-
 # -- running -----------------------------------------------------------------------------------------
-
-def _batch_inputs(encoder: "Encoder", batch: list[ClipSource], *, variant: str, seed: int) -> list:
-    from ..audio import load_audio
-
-    if encoder.modality == "text":
-        return [c.transcript for c in batch]
-    return [augment(load_audio(c.path), variant, clip_id=c.clip_id, seed=seed) for c in batch]
-
 
 def _prefetched(fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
     """(item, fn(item)) in order, computing the next item's input on a thread while the caller works:
@@ -246,12 +216,15 @@ def embed_store(
     console: "Console | None" = None,
     encoders: Sequence["Encoder"] | None = None,
     select_batches: Callable[[str, str, list[list[ClipSource]]], list[list[ClipSource]]] | None = None,
+    recheck_skipped: bool = True,
 ) -> EmbedReport:
     """Embed every planned clip with every requested encoder and variant; resumable and idempotent.
 
     `console` shows a rich progress bar (clips/s, ETA) when given. `encoders` overrides loading from
     the preset (benchmarks and tests reuse loaded models). `select_batches(encoder, variant, plan)` keeps
-    part of each unit's bucket plan (one worker's part: `jobs.embed_parts`).
+    part of each unit's bucket plan (one worker's part: `jobs.embed_parts`). `recheck_skipped`: take
+    back clips an earlier embed skipped that pass every check now (`embed_checks`; parts do not, as a
+    merge does not carry a segment's dropped skips).
     """
     from ..model.precision import autocast
     from ..progress import progress_bar
@@ -259,21 +232,8 @@ def embed_store(
 
     report = EmbedReport()
     with Catalog(layout.catalog) as catalog:  # read-write for the whole run: one embedder per store
-        clips = clips_to_embed(catalog, cfg.splits)
-        if not clips:
-            where = f" in split(s) {', '.join(cfg.splits)}" if cfg.splits else ""
-            raise NotFound(f"{layout.catalog}: no clips{where} to embed (run `sertool ingest` first)")
-        if "text" in cfg.modalities():
-            check_transcripts(layout, clips, cfg)
-        if "audio" in cfg.modalities():
-            clips, bad = check_audio(clips)
-            if bad and not cfg.skip_bad:
-                clip, reason = bad[0]
-                more = f" ({len(bad) - 1} more unreadable; --skip-bad records and skips them)" if len(bad) > 1 else ""
-                raise BadInput(clip.path, f"cannot read audio ({reason}){more}", field="audio")
-            if bad:
-                record_skips(catalog, bad)
-                report.skipped = [(c.clip_id, str(c.path), r) for c, r in bad]
+        clips = admit_clips(catalog, layout, cfg, report, recheck=recheck_skipped)
+        found: set[str] = set()  # clips found bad while loading (with skip_bad): later units leave them out
         if encoders is None:
             encoders = load_encoders(layout, cfg, [c.transcript for c in clips if c.transcript])
         store = EmbeddingStore(layout)
@@ -301,13 +261,18 @@ def embed_store(
                         continue
                     progress.update(task, description=f"{enc.record.name}/{variant}")
                     t0 = time.perf_counter()
-                    loader = partial(_batch_inputs, enc, variant=variant, seed=cfg.seed)
-                    for batch, inputs in _prefetched(loader, batches):
+                    loader = partial(load_batch, enc, variant=variant, seed=cfg.seed, max_seconds=cfg.max_seconds,
+                                     exclude=found)
+                    for planned, (batch, inputs, bad) in _prefetched(loader, batches):
+                        skip_or_stop(catalog, cfg, report, bad, found)  # before this batch writes anything
+                        if not batch:
+                            progress.advance(task, len(planned))
+                            continue
                         with autocast(cfg.device)[0]:
                             frames = enc.embed(inputs)
                         writer.write([(c.clip_id, np.asarray(f, dtype=np.float32)) for c, f in zip(batch, frames)])
                         unit.written += len(batch)
                         unit.frames += sum(int(f.shape[0]) for f in frames)
-                        progress.advance(task, len(batch))
+                        progress.advance(task, len(planned))
                     unit.seconds = time.perf_counter() - t0
     return report

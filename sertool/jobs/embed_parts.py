@@ -80,7 +80,7 @@ def embed_part(
     if encoders is None:
         encoders = _encoders(layout, segment, cfg)
     report = embed_store(segment, cfg, console=console, encoders=encoders,
-                         select_batches=partial(select_part, part, finished))
+                         select_batches=partial(select_part, part, finished), recheck_skipped=False)
     return PartReport(part, report, segment)
 
 

@@ -7,7 +7,9 @@
 
 Frames go through float16 before the model sees them, as they do in the store. A file longer than one
 window gets a row per window and a row for the whole file (the windows' average, weighted by their
-duration); an unreadable file is reported and skipped.
+duration). A file that cannot be used is reported and skipped, as embed's bad input: unreadable, NaN
+samples, shorter than 25 ms (`audio.MIN_SAMPLES`) or longer than `max_seconds` (checked on the header,
+before decoding).
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, window_spans
+from ..audio import (
+    DEFAULT_MAX_SECONDS,
+    DEFAULT_MAX_TRANSCRIPT_CHARS,
+    MIN_SAMPLES,
+    MIN_SECONDS,
+    SAMPLE_RATE,
+    check_length,
+    window_spans,
+)
 from ..errors import BadInput, InvalidOption, NotFound, SertoolError, StoreMismatch
 from ..labels import ATTRIBUTES, CLASSES
 from ..store.layout import StoreLayout
@@ -51,10 +61,22 @@ class PredictConfig:
     """Use this transcript for every file and window instead of running ASR."""
     device: str = "cpu"
     experiment: str | None = None
+    max_seconds: float = DEFAULT_MAX_SECONDS
+    """Longest file to predict; a longer one is reported and skipped (`audio.DEFAULT_MAX_SECONDS`)."""
 
     def __post_init__(self) -> None:
-        if not self.window_seconds > 0:
-            raise InvalidOption("window_seconds", f"must be positive, got {self.window_seconds}")
+        from ..model.device import check_device
+
+        check_device(self.device)
+        if not self.window_seconds >= MIN_SECONDS:
+            raise InvalidOption("window_seconds", f"must be at least {MIN_SECONDS} (the shortest clip), "
+                                                  f"got {self.window_seconds}")
+        if not self.max_seconds >= MIN_SECONDS:
+            raise InvalidOption("max_seconds", f"must be at least {MIN_SECONDS} (the shortest clip), "
+                                               f"got {self.max_seconds}")
+        if self.transcript is not None and len(self.transcript) > DEFAULT_MAX_TRANSCRIPT_CHARS:
+            raise InvalidOption("transcript", f"{len(self.transcript):,} characters, over the "
+                                              f"{DEFAULT_MAX_TRANSCRIPT_CHARS:,} a text encoder takes")
 
 
 @dataclass
@@ -90,7 +112,7 @@ class PredictReport:
     """Target -> training run id -> weight."""
     rows: list[Prediction] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    """(file, reason) of files that could not be read."""
+    """(file, reason) of files that could not be used (unreadable, too short or too long)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -273,11 +295,17 @@ def predict_windows(loaded: _Loaded, weights: dict[str, dict[str, float]], piece
 
 
 def predict_file(loaded: _Loaded, weights: dict[str, dict[str, float]], path: Path, cfg: PredictConfig) -> list[Prediction]:
-    """Rows for one file: one per window and, for several windows, the whole file."""
-    from ..audio import load_audio
+    """Rows for one file: one per window and, for several windows, the whole file. `BadInput` for a file
+    that cannot be used (the caller reports and skips it)."""
+    from ..audio import load_audio, read_header, resampled_length
 
+    frames, rate = read_header(path)
+    check_length(path, resampled_length(frames, rate), cfg.max_seconds)  # before decoding a file too long
     wav = load_audio(path)
-    spans = window_spans(len(wav), max(1, int(round(cfg.window_seconds * SAMPLE_RATE))), tail_merge=TAIL_MERGE)
+    check_length(path, len(wav), cfg.max_seconds)
+    window = int(round(cfg.window_seconds * SAMPLE_RATE))
+    # no window shorter than a clip may be: a tail under MIN_SAMPLES joins the window before it
+    spans = window_spans(len(wav), window, tail_merge=max(TAIL_MERGE, MIN_SAMPLES / window))
     pieces = [wav[s:e] for s, e in spans]
     if cfg.transcript is not None:
         texts = [cfg.transcript] * len(pieces)

@@ -47,7 +47,10 @@ def transcribe_missing(
     from ..encoders.presets import check_preset
     from ..progress import progress_bar
 
+    from ..model.device import check_device
+
     check_preset(preset)  # before anything else, even when there is nothing to do
+    check_device(device)
     t0 = time.perf_counter()
     with Catalog(layout.catalog) as cat:
         todo = clips_without_transcript(cat)

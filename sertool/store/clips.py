@@ -55,9 +55,24 @@ def set_transcripts(cat: Catalog, texts: Iterable[tuple[str, str]], source: str)
                         "WHERE clip_id = ? AND transcript IS NULL", [text, source, clip_id])
 
 
-def record_skips(cat: Catalog, bad: Iterable[tuple[str, str]]) -> None:
-    """(clip id, reason) into `skipped` in one transaction (the table `ingest --skip-bad` fills too)."""
+def skipped_by(cat: Catalog, prefix: str, splits: Sequence[str] | None = None) -> list[ClipSource]:
+    """Skipped clips whose reason starts with `prefix` (`embed:`: the ones embed recorded itself, which
+    it re-checks), sorted by clip id."""
+    sql = ("SELECT c.clip_id, c.path, co.root, c.duration_s, c.transcript FROM skipped s JOIN clips c USING (clip_id) "
+           "LEFT JOIN corpora co ON co.corpus = c.corpus WHERE starts_with(s.reason, ?)")
+    params: list = [prefix]
+    if splits:
+        sql += f" AND c.split IN ({', '.join('?' * len(splits))})"
+        params += list(splits)
+    return [_source(*r) for r in cat.execute(sql + " ORDER BY c.clip_id", params)]
+
+
+def record_skips(cat: Catalog, bad: Iterable[tuple[str, str]], readmit: Iterable[str] = ()) -> None:
+    """(clip id, reason) into `skipped` in one transaction (the table `ingest --skip-bad` fills too);
+    clips in `readmit` leave it in the same transaction."""
     with cat.transaction():
+        for clip_id in readmit:
+            cat.execute("DELETE FROM skipped WHERE clip_id = ?", [clip_id])
         for clip_id, reason in bad:
             cat.execute("INSERT OR IGNORE INTO skipped SELECT clip_id, corpus, path, ? FROM clips WHERE clip_id = ?",
                         [reason, clip_id])

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InvalidOption, NotFound
+from ..errors import NotFound
 from ..store.catalog import Catalog
 from ..store.layout import StoreLayout
 from .batches import PlanSampler, StoreBatches, make_loader, open_reader, per_rank_batch, plan_epoch, plan_eval
@@ -47,11 +47,14 @@ class InitCheckpoint:
 
 
 def resolve_device(config: TrainConfig) -> str:
+    """The asked device if it runs here (the same one-line refusal as embed and predict), else the best one."""
     import torch
 
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise InvalidOption("device", "cuda: no CUDA device is available")
-    return config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from ..model.device import check_device
+
+    if config.device:
+        return check_device(config.device)
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def seed_everything(seed: int) -> None:

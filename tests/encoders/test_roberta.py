@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from sertool.encoders.registry import load_encoder
@@ -50,3 +51,33 @@ def test_layer_selection(models_dir, roberta):
     assert mid.record.name == "roberta-l1" and mid.record.fingerprint != roberta.record.fingerprint
     a, b = roberta.embed(["hello there"])[0], mid.embed(["hello there"])[0]
     assert a.shape == b.shape and max_rel_diff(b, a) > 1e-2
+
+
+def most_central_by_matrix(n: int, starts: list[int], capacity: int) -> np.ndarray:
+    """The rule as first written (a tokens x windows matrix): the reference for the linear version."""
+    pos = np.arange(n)[:, None]
+    s = np.asarray(starts)[None, :]
+    inside = (pos >= s) & (pos < s + capacity)
+    return np.where(inside, np.minimum(pos - s, s + capacity - 1 - pos), -1).argmax(axis=1)
+
+
+@pytest.mark.parametrize("cap,overlap", [(10, 3), (128, 32), (7, 6), (5, 0), (2, 1)])
+def test_owner_windows_is_the_most_central_rule(cap, overlap):
+    for n in range(1, 400, 3):
+        starts = window_starts(n, cap, overlap)
+        np.testing.assert_array_equal(owner_windows(n, starts, cap), most_central_by_matrix(n, starts, cap))
+
+
+def test_stitching_memory_is_linear_in_the_transcript_length():
+    """A 2 MB transcript made owner_windows allocate 10.5 GiB (tokens x windows); now one int per token."""
+    import tracemalloc
+
+    n, cap = 30_000, 128  # 313 windows: the matrix would be ~9.4 M cells per array
+    starts = window_starts(n, cap, cap // 4)
+    tracemalloc.start()
+    try:
+        own = owner_windows(n, starts, cap)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert own.shape == (n,) and peak < 4 * own.nbytes, peak

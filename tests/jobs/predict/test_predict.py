@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sertool.cli import app
-from sertool.errors import StoreMismatch
+from sertool.errors import InvalidOption, StoreMismatch
 from sertool.labels import ATTRIBUTES, CLASSES
 from sertool.audio import window_spans
 from sertool.jobs.predict import TAIL_MERGE, PredictConfig, predict_files
@@ -146,3 +146,49 @@ def test_broken_checkpoints_are_one_line_and_run_no_code(setup, cli_env, tmp_pat
         assert len(lines) == 1 and "Traceback" not in res.output, res.output
         assert ("not a readable safetensors checkpoint" if name == "pickled" else "beyond any sane model") in lines[0]
     assert not ran.exists()
+
+
+def test_a_file_too_short_or_too_long_is_reported_and_skipped(setup, cli_env, tmp_path):
+    """A 10 ms wav used to stop predict with a conv kernel-size traceback; it is reported and skipped
+    like an unreadable file, as is a file over --max-seconds (refused from its header, before decoding)."""
+    import soundfile as sf
+
+    from encoder_helpers import speechlike
+
+    click = tmp_path / "click.wav"
+    sf.write(click, speechlike(0.01, 3), 16_000)
+    a = setup.audio
+    res = invoke(setup, "tiny-a", str(click), str(a["short"]), "--transcript", "hi", "--format", "json")
+    assert res.exit_code == 0, res.output
+    (skipped,) = [ln for ln in res.stderr.splitlines() if ln.startswith("skipped")]
+    assert str(click) in skipped and "audio: audio is 10.0 ms long" in skipped
+    assert [r["file"] for r in json.loads(res.stdout)] == [str(a["short"])]
+
+    res = invoke(setup, "tiny-a", str(a["long"]), str(a["short"]), "--transcript", "hi", "--max-seconds", "5",
+                 "--format", "json")
+    assert res.exit_code == 0, res.output
+    (skipped,) = [ln for ln in res.stderr.splitlines() if ln.startswith("skipped")]
+    assert str(a["long"]) in skipped and "audio is 7.0 s long, over the 5 s limit (--max-seconds)" in skipped
+    assert [r["file"] for r in json.loads(res.stdout)] == [str(a["short"])]
+
+    res = invoke(setup, "tiny-a", str(click), "--transcript", "hi")
+    assert res.exit_code == 2 and "nothing could be predicted" in res.stderr
+
+
+def test_windows_never_leave_a_tail_shorter_than_a_clip(setup, tmp_path):
+    """With 50 ms windows a 1,900-sample file would end in a 300-sample window (over a quarter window,
+    so kept), which WavLM has no frame for: a tail under 25 ms joins the window before it. Options no
+    clip could satisfy are refused before any work."""
+    import soundfile as sf
+
+    from encoder_helpers import speechlike
+
+    f = tmp_path / "brief.wav"
+    sf.write(f, speechlike(1.0, 4)[:1_900], 16_000)
+    cfg = PredictConfig(transcript="hi", window_seconds=0.05, experiment=setup.experiment)
+    rows = predict_files(setup.layout, "tiny-a", [f], cfg, tracker=setup.tracker).rows
+    assert [(r.window, r.start_s, r.end_s) for r in rows] == [(1, 0, 0.05), (2, 0.05, 0.11875), (None, 0, 0.11875)]
+    with pytest.raises(InvalidOption, match="window_seconds: must be at least 0.025"):
+        PredictConfig(window_seconds=0.01)
+    with pytest.raises(InvalidOption, match="transcript: 100,001 characters, over the 100,000"):
+        PredictConfig(transcript="x" * 100_001)
