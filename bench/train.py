@@ -55,7 +55,7 @@ def main() -> None:
     import torch
 
     from sertool.tracking.tracker import Tracker
-    from sertool.train.loop import train
+    from sertool.train.runs import train
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dims = dict(proj_dim=1028, lstm_hidden=2048) if device == "cuda" else dict(proj_dim=32, lstm_hidden=32)

@@ -149,6 +149,80 @@ def derive_consensus(
     )
 
 
+# -- votes -> soft targets -------------------------------------------------------------------------
+
+TARGET_KINDS: tuple[str, ...] = ("hard", "soft")
+"""Class targets: the consensus class (the paper), or the distribution of the annotators' votes."""
+O_VOTE_USES: tuple[str, ...] = ("drop", "uniform")
+"""What a soft target does with `Other` votes (the classifier has no Other output): leave them out and
+renormalise over the class votes, or spread each evenly over the 8 classes."""
+OTHER_INDEX = len(CLASSES)
+"""A vote for `Other` in integer-coded vote arrays (class votes are 0..7)."""
+
+SECONDARY_EMOTIONS: tuple[str, ...] = (
+    "Angry", "Sad", "Happy", "Surprise", "Fear", "Disgust", "Contempt", "Neutral",
+    "Frustrated", "Depressed", "Disappointed", "Concerned", "Excited", "Confused", "Amused", "Annoyed", "Other",
+)
+"""MSP-Podcast's secondary-emotion choices (the 8 primary classes, 8 more, and Other): the targets of
+the multi-label `secondary` auxiliary head, in its output order."""
+_SECONDARY_INDEX = {w.lower(): i for i, w in enumerate(SECONDARY_EMOTIONS)} | {
+    w: SECONDARY_EMOTIONS.index(CLASS_NAMES[c]) for w, c in _WORDS.items() if c != OTHER}
+
+GENDERS: tuple[str, ...] = ("Female", "Male")
+"""Targets of the `gender` auxiliary head; anything else (`Unknown`, missing) does not train it."""
+
+
+AUX_TASKS: dict[str, int] = {"gender": len(GENDERS), "secondary": len(SECONDARY_EMOTIONS)}
+"""Auxiliary heads a run may add (`--aux NAME[:weight]`) and their output widths: the speaker's gender
+(single-label) and the secondary emotions the annotators named (multi-label, the share naming each)."""
+
+
+def vote_index(code: str) -> int:
+    """A vote's class as an integer: 0..7 for the classes, `OTHER_INDEX` for Other."""
+    return OTHER_INDEX if code == OTHER else CLASSES.index(code)
+
+
+def vote_shares(votes: "Sequence[int] | np.ndarray", o_votes: str = "drop") -> "np.ndarray | None":
+    """(8,) share of a clip's primary votes per class (`vote_index` codes): the soft class target.
+
+    `o_votes`: `drop` leaves Other votes out and renormalises over the class votes; `uniform` spreads
+    each Other vote evenly over the 8 classes. None when no class vote is left (no votes, or only Other
+    votes with `drop`): such a clip has no class target.
+    """
+    import numpy as np
+
+    v = np.asarray(votes, dtype=np.int64)
+    counts = np.bincount(v, minlength=OTHER_INDEX + 1).astype(np.float64)
+    shares = counts[:OTHER_INDEX]
+    if o_votes == "uniform":
+        shares = shares + counts[OTHER_INDEX] / OTHER_INDEX
+    elif o_votes != "drop":
+        raise ValueError(f"o_votes must be one of {', '.join(O_VOTE_USES)}, got {o_votes!r}")
+    total = shares.sum()
+    return None if total == 0 else shares / total
+
+
+def secondary_codes(text: str | None) -> list[int]:
+    """Indices into `SECONDARY_EMOTIONS` of an annotator's secondary-emotion field
+    (`"Frustrated,Annoyed"`, `"Other-bored"`); words it does not know are left out."""
+    if not text:
+        return []
+    out = []
+    for word in text.replace(";", ",").split(","):
+        w = word.strip().lower()
+        if w.startswith("other"):
+            w = "other"
+        if w in _SECONDARY_INDEX and _SECONDARY_INDEX[w] not in out:
+            out.append(_SECONDARY_INDEX[w])
+    return out
+
+
+def gender_index(gender: str | None) -> int:
+    """0/1 for `GENDERS`, `IGNORE_INDEX` for unknown or missing."""
+    g = (gender or "").strip().capitalize()
+    return GENDERS.index(g) if g in GENDERS else IGNORE_INDEX
+
+
 # -- consensus -> targets: which clips train, which are scored ------------------------------------
 
 CLIP_USES: tuple[str, ...] = ("regression", "exclude")
@@ -160,15 +234,17 @@ def class_target(emotion: str | None) -> int:
     return CLASSES.index(emotion) if emotion in CLASSES else IGNORE_INDEX
 
 
-def trains(emotion: str | None, *, o_clips: str = "regression", x_clips: str = "exclude") -> bool:
+def trains(emotion: str | None, *, o_clips: str = "regression", x_clips: str = "exclude",
+           soft: bool = False) -> bool:
     """Whether a labelled clip takes part in training. The paper's rule is the default: X clips (no
     agreement) are left out, O clips train the attributes only (their class target is `IGNORE_INDEX`).
     Task 1 fine-tuning leaves O out too (`o_clips="exclude"`); SAIL's Task 2 finding keeps X for the
-    attributes, whose ratings are valid (`x_clips="regression"`)."""
+    attributes, whose ratings are valid (`x_clips="regression"`). With soft targets X clips train the
+    classifier (their votes say what they are), so they are in the sample whatever `x_clips` says."""
     if emotion is None:
         return False
     if emotion == NO_AGREEMENT:
-        return x_clips == "regression"
+        return x_clips == "regression" or soft
     if emotion == OTHER:
         return o_clips == "regression"
     return True

@@ -62,7 +62,8 @@ def state(ctx: typer.Context) -> AppState:
     return root.obj
 
 
-FLAGS: dict[str, str] = {"from_split": "--from", "filter_string": "--filter", "baseline": "--with-baseline"}
+FLAGS: dict[str, str] = {"from_split": "--from", "filter_string": "--filter", "baseline": "--with-baseline",
+                         "refit_epochs": "--refit"}
 """Library option names whose flag is not simply `--<name with dashes>`."""
 
 

@@ -46,6 +46,26 @@ class ClipUse(str, Enum):
     exclude = "exclude"
 
 
+class TargetKind(str, Enum):
+    hard = "hard"
+    soft = "soft"
+
+
+class SoftLoss(str, Enum):
+    ce = "ce"
+    kl = "kl"
+
+
+class OVotes(str, Enum):
+    drop = "drop"
+    uniform = "uniform"
+
+
+class AttributeTargets(str, Enum):
+    consensus = "consensus"
+    votes = "votes"
+
+
 class Select(str, Enum):
     f1 = "f1"
     ccc = "ccc"

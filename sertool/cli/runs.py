@@ -66,14 +66,22 @@ def runs(
     for title, _ in columns:
         table.add_column(title, justify="right", no_wrap=True)
     table.add_column("Started")
+    from ..tracking.names import REFIT_TAG
+
+    refits = 0
     for r in found:
-        cells = [r.name, r.run_id[:8], r.kind or "", r.stage or "", r.status]
+        refit = r.tags.get(REFIT_TAG)
+        refits += bool(refit)
+        cells = [r.name, r.run_id[:8], r.kind or "", f"{r.stage or ''} (refit)" if refit else r.stage or "", r.status]
         for _, names in columns:
             value = next((r.metrics[n] for n in names if n in r.metrics), None)
-            cells.append("–" if value is None else f"{value:.4f}")
+            cells.append(("no dev" if refit else "–") if value is None else f"{value:.4f}")
         cells.append(r.start_time.strftime("%m-%d %H:%M") if r.start_time else "")
         table.add_row(*cells)
     out.print(table)
+    if refits:
+        err.print(f"note: {refits} refit run(s) trained on Train and Development (--refit): they have no dev "
+                  "figures; their parent run's are the ones that chose them", highlight=False)
 
 
 def ui(

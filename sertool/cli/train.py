@@ -16,7 +16,9 @@ import typer
 
 from ..train.config import stage_defaults_text as _d
 from ._common import err, out, state
-from ._options import ClipUse, Device, ExperimentOpt, OutputFormat, Pooling, Select, Stage
+from ._options import (
+    AttributeTargets, ClipUse, Device, ExperimentOpt, OutputFormat, OVotes, Pooling, Select, SoftLoss, Stage, TargetKind,
+)
 
 if TYPE_CHECKING:
     from ..train.loop import TrainResult
@@ -26,6 +28,7 @@ _OPT = "Optimisation"
 _MODEL = "Model"
 _DATA = "Data"
 _RUN = "Run"
+_LEVERS = "Levers (every annotator's vote; off by default)"
 
 
 def _opt(*names: str, help: str, panel: str, **kw: Any) -> Any:
@@ -63,6 +66,17 @@ def train(
     run_name: Annotated[Optional[str], _opt("--run-name", help="MLflow run name.", panel=_RUN)] = None,
     device: Annotated[Optional[Device], _opt("--device", help="cpu or cuda (AMP). (default: cuda if available)", panel=_RUN)] = None,
     num_workers: Annotated[Optional[int], _opt("--num-workers", help="Data loader worker processes. (default: 2)", panel=_RUN)] = None,
+    targets: Annotated[Optional[TargetKind], _opt("--targets", help="Class targets: the consensus class, or the share of the annotators' votes per class (X clips then train the classifier). (default: hard)", panel=_LEVERS)] = None,
+    soft_loss: Annotated[Optional[SoftLoss], _opt("--soft-loss", help="Loss on soft targets: cross-entropy or KL divergence. (default: ce)", panel=_LEVERS)] = None,
+    o_votes: Annotated[Optional[OVotes], _opt("--o-votes", help="Other votes in soft targets: drop and renormalise, or spread evenly. (default: drop)", panel=_LEVERS)] = None,
+    label_smoothing: Annotated[Optional[float], _opt("--label-smoothing", help="Mix this much of a uniform distribution into the class targets. (default: 0)", panel=_LEVERS)] = None,
+    annotator_dropout: Annotated[Optional[float], _opt("--annotator-dropout", help="Each epoch drop each vote with this probability (one kept) before soft targets / vote means. (default: 0)", panel=_LEVERS)] = None,
+    attribute_targets: Annotated[Optional[AttributeTargets], _opt("--attribute-targets", help="Attribute targets: consensus ratings or the mean of the (kept) votes. (default: consensus)", panel=_LEVERS)] = None,
+    class_weight_power: Annotated[Optional[float], _opt("--class-weight-power", help="Class weights (N / (8 n_c)) ** P: 1 the paper's, 0.5 MEDUSA's. (default: 1)", panel=_LEVERS)] = None,
+    sampler: Annotated[Optional[str], _opt("--sampler", help="natural, or balanced[:FROM_EPOCH[:XO_SHARE]]: a fresh undersample to the rarest class each epoch plus a share of X/O clips. (default: natural; balanced = balanced:4:0.11)", panel=_LEVERS)] = None,
+    aux: Annotated[Optional[list[str]], _opt("--aux", help="Auxiliary head NAME[:WEIGHT] (gender, secondary; weight 0.1 if not given), repeatable.", panel=_LEVERS)] = None,
+    early_stop: Annotated[Optional[int], _opt("--early-stop", help="Stop after this many epochs without a better dev figure.", panel=_LEVERS)] = None,
+    refit: Annotated[Optional[tuple[str, int]], _opt("--refit", help="train+dev EPOCHS: after selection, retrain on Train and Development for EPOCHS epochs, as a child run.", panel=_LEVERS)] = None,
     set_: Annotated[Optional[list[str]], _opt("--set", help="Any other config field, KEY=VALUE (repeatable), e.g. --set grad_clip=1.0.", panel=_RUN)] = None,
 ) -> None:
     """Train the fusion model on the store's embeddings; one MLflow run with metrics, checkpoint and predictions."""
@@ -162,7 +176,18 @@ def _print_plan(rec: Any, configs: list, fmt: OutputFormat) -> None:
 def _given(values: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """The options the user typed (not None), enums as their values, keyed by config field."""
     drop = {"ctx", "recipe", "set_", *skip}
-    return {k: (v.value if isinstance(v, Enum) else v) for k, v in values.items() if k not in drop and v is not None}
+    given = {k: (v.value if isinstance(v, Enum) else v) for k, v in values.items() if k not in drop and v is not None}
+    if "aux" in given:
+        given["aux"] = tuple(given["aux"])
+    if "refit" in given:
+        from ..errors import InvalidOption
+        from ..train.config import REFIT_ON
+
+        on, epochs = given.pop("refit")
+        if on != REFIT_ON:
+            raise InvalidOption("refit", f"{on!r}: the only refit is {REFIT_ON} (then the epochs)")
+        given["refit_epochs"] = epochs
+    return given
 
 
 def _fmt(v: Any) -> str:
@@ -190,6 +215,12 @@ def _print_result(result: "TrainResult", tracker: Any) -> None:
 
     for warning in result.warnings:
         err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
+    if result.stopped_epoch is not None:
+        err.print(f"early stop after epoch {result.stopped_epoch}: no better dev figure since epoch {result.best_epoch}",
+                  highlight=False)
+    if result.refit is not None:
+        err.print(f"refit on Train + Development ({result.refit.config.epochs} epochs): run {result.refit.run_id} "
+                  "(no dev figures: Development trained it)", highlight=False)
     err.print(f"tracked in {tracker.shown_uri} (experiment {tracker.experiment!r}); browse with `sertool ui`")
 
 

@@ -50,6 +50,9 @@ class FusionConfig:
     """Bottleneck width of ASP's attention scorer (unused by mean pooling)."""
     dropout: float = 0.0
     """Dropout on the projected vectors and between LSTM layers; the paper uses none."""
+    aux: dict[str, int] = field(default_factory=dict)
+    """Auxiliary heads (name -> outputs) beside the task head, from the same LSTM output: trained with
+    their own targets (`--aux gender`), kept in the checkpoint, ignored by prediction."""
     pooled_norm: bool = False
     """Standardise each encoder's pooled statistics across clips (BatchNorm1d without affine
     parameters; running statistics at eval) before the projection. Not in the paper, so off by
@@ -58,6 +61,9 @@ class FusionConfig:
 
     def __post_init__(self) -> None:
         self.encoders = {str(k): int(v) for k, v in dict(self.encoders).items()}
+        self.aux = {str(k): int(v) for k, v in dict(self.aux).items()}
+        if any(v < 1 for v in self.aux.values()):
+            raise SertoolError(f"fusion model: every auxiliary head needs >= 1 output, got {self.aux}")
         if not self.encoders:
             raise SertoolError("fusion model: at least one encoder is needed")
         for name, dim in self.encoders.items():
@@ -85,7 +91,7 @@ class FusionConfig:
                     for d in self.encoders.values())
         projs = sum((self.pooled_width(d) + 1) * p for d in self.encoders.values())
         lstm = 4 * h * (p + h + 2) + (n - 1) * 4 * h * (2 * h + 2)
-        return pools + projs + 2 * p + lstm + (h + 1) * (self.n_classes + self.n_attributes)
+        return pools + projs + 2 * p + lstm + (h + 1) * (self.n_classes + self.n_attributes + sum(self.aux.values()))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +109,7 @@ class FusionConfig:
 class FusionOutput(NamedTuple):
     logits: torch.Tensor  # (B, n_classes)
     attributes: torch.Tensor  # (B, n_attributes), in [1, 7]
+    aux: dict[str, torch.Tensor] = {}  # auxiliary head -> (B, outputs) logits; empty without heads
 
 
 Inputs = dict[str, tuple[torch.Tensor, torch.Tensor]]
@@ -132,6 +139,7 @@ class FusionModel(nn.Module):
             dropout=c.dropout if c.lstm_layers > 1 else 0.0,
         )
         self.head = nn.Linear(c.lstm_hidden, c.n_classes + c.n_attributes)
+        self.aux_heads = nn.ModuleDict({name: nn.Linear(c.lstm_hidden, n) for name, n in c.aux.items()})
 
     def forward(self, batch: Inputs) -> FusionOutput:
         missing = [name for name in self.config.encoders if name not in batch]
@@ -145,10 +153,11 @@ class FusionModel(nn.Module):
             vectors.append(self.projs[name](self.pooled_norms[name](pooled.to(dtype))))  # (B, P)
         seq = self.drop(torch.stack(vectors, dim=1))  # (B, E, P)
         out, _ = self.lstm(self.norm(seq))  # (B, E, H)
-        y = self.head(out[:, -1])  # (B, C + A)
+        last = out[:, -1]  # (B, H)
+        y = self.head(last)  # (B, C + A)
         logits, attrs = y.split([self.config.n_classes, self.config.n_attributes], dim=-1)
         attributes = ATTR_LOW + (ATTR_HIGH - ATTR_LOW) * torch.sigmoid(attrs)  # (B, A)
-        return FusionOutput(logits, attributes)
+        return FusionOutput(logits, attributes, {name: head(last) for name, head in self.aux_heads.items()})
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

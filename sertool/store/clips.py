@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .catalog import Catalog
-from .records import ClipSource
+from .records import ClipSource, VoteRecord
 
 _SOURCES = """
     SELECT c.clip_id, c.path, co.root, c.duration_s, c.transcript
@@ -83,6 +83,27 @@ def consensus_labels(cat: Catalog, clip_ids: Sequence[str] | None = None) -> dic
     rows = cat.execute("SELECT clip_id, emotion, arousal, valence, dominance FROM labels")
     wanted = None if clip_ids is None else set(clip_ids)
     return {r[0]: r[1:] for r in rows if wanted is None or r[0] in wanted}
+
+
+def clip_votes(cat: Catalog, clip_ids: Sequence[str]) -> dict[str, list[VoteRecord]]:
+    """clip id -> its annotators' votes (in annotator order), for the clips that have any."""
+    rows = cat.execute(
+        "SELECT v.clip_id, v.annotator_id, v.emotion, v.secondary, v.arousal, v.valence, v.dominance "
+        "FROM votes v JOIN (SELECT unnest(?::VARCHAR[]) AS clip_id) w USING (clip_id) "
+        "ORDER BY v.clip_id, v.annotator_id",
+        [list(clip_ids)],
+    )
+    out: dict[str, list[VoteRecord]] = {}
+    for r in rows:
+        out.setdefault(r[0], []).append(VoteRecord(*r))
+    return out
+
+
+def clip_genders(cat: Catalog, clip_ids: Sequence[str]) -> dict[str, str | None]:
+    """clip id -> the speaker's gender as the corpus gives it (`Female`, `Male`, `Unknown`, None)."""
+    rows = cat.execute("SELECT c.clip_id, c.gender FROM clips c JOIN (SELECT unnest(?::VARCHAR[]) AS clip_id) w "
+                       "USING (clip_id)", [list(clip_ids)])
+    return dict(rows)
 
 
 def clip_paths(cat: Catalog) -> dict[str, str]:

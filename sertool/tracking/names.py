@@ -43,6 +43,8 @@ PID_START_TAG = "sertool.pid_start"
 ORPHANED_TAG = "sertool.orphaned"
 WARNING_SCHEDULE_TAG = "sertool.warning.schedule"
 WARNING_CONSTANT_TAG = "sertool.warning.constant"
+REFIT_TAG = "sertool.refit"
+"""On a refit run (`--refit train+dev N`): what it trained on. Such a run has no dev figures."""
 """A run that learnt (almost) nothing says so (`train.diagnostics`)."""
 ENCODER_TAG_PREFIX = "sertool.encoder."  # + encoder name -> fingerprint
 GIT_COMMIT_TAG = "mlflow.source.git.commit"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from ..store.layout import StoreLayout
     from ..store.catalog import Catalog
+    from .targets import TargetMaker
 
 CLEAN = "clean"
 
@@ -35,6 +36,8 @@ class Item:
 
     index: int
     variant: str
+    epoch: int = 0
+    """The training epoch that drew it (targets that change per epoch, annotator dropout, read it)."""
 
 
 def epoch_sample(n: int, samples_per_epoch: int, seed: int, epoch: int) -> np.ndarray:
@@ -46,6 +49,40 @@ def epoch_sample(n: int, samples_per_epoch: int, seed: int, epoch: int) -> np.nd
     if samples_per_epoch >= n:
         return rng.permutation(n)
     return rng.choice(n, size=samples_per_epoch, replace=False)
+
+
+def balanced_sample(split: SplitData, samples_per_epoch: int, seed: int, epoch: int, xo_share: float) -> np.ndarray:
+    """One epoch's undersample (MEDUSA's, the Task 1 winner's): every class present in the split cut to
+    the rarest one's count, plus X/O clips making `xo_share` of the sample; capped at
+    `samples_per_epoch`. Fresh each epoch, from (seed, epoch) alone, so every rank draws the same one."""
+    rng = np.random.default_rng([seed, epoch, 2])
+    target = split.class_target
+    pools = [np.flatnonzero(target == c) for c in range(int(target.max(initial=-1)) + 1)]
+    pools = [p for p in pools if len(p)]
+    xo = np.flatnonzero(target < 0)
+    if not pools:
+        return rng.permutation(len(split))[:samples_per_epoch]
+    m = min(len(p) for p in pools)
+    parts = [rng.choice(p, m, replace=False) for p in pools]
+    n_xo = min(len(xo), int(round(xo_share / (1 - xo_share) * m * len(pools))))
+    if n_xo:
+        parts.append(rng.choice(xo, n_xo, replace=False))
+    return rng.permutation(np.concatenate(parts))[:samples_per_epoch]
+
+
+def epoch_indices(split: SplitData, *, samples_per_epoch: int, seed: int, epoch: int,
+                  sampler: tuple[str, int, float] = ("natural", 1, 0.0)) -> np.ndarray:
+    """The clips (split positions) of one epoch under the run's sampler (`TrainConfig.sampler_spec`)."""
+    kind, start, share = sampler
+    if kind == "balanced" and epoch >= start:
+        return balanced_sample(split, samples_per_epoch, seed, epoch, share)
+    return epoch_sample(len(split), samples_per_epoch, seed, epoch)
+
+
+def n_batches(n_items: int, batch_size: int) -> int:
+    """Batches `plan_epoch` makes of `n_items` (a last batch of one joins the one before)."""
+    k = math.ceil(n_items / batch_size)
+    return k - 1 if k > 1 and n_items % batch_size == 1 else k
 
 
 def rank_share(indices: np.ndarray, rank: int, world: int) -> np.ndarray:
@@ -67,15 +104,17 @@ def plan_epoch(
     augment: bool,
     rank: int = 0,
     world: int = 1,
+    sampler: tuple[str, int, float] = ("natural", 1, 0.0),
 ) -> list[list[Item]]:
     """This rank's batches of one epoch; each clip draws `clean` or one of its variants when augmenting."""
-    idx = rank_share(epoch_sample(len(split), samples_per_epoch, seed, epoch), rank, world)
+    idx = rank_share(epoch_indices(split, samples_per_epoch=samples_per_epoch, seed=seed, epoch=epoch,
+                                   sampler=sampler), rank, world)
     rng = np.random.default_rng([seed, epoch, 1])
     draws = rng.random(len(idx))  # one draw per sampled clip, the same whatever the variants are
     items = []
     for i, u in zip(idx.tolist(), draws.tolist()):
         options = (CLEAN, *split.variants[i]) if augment and split.variants else (CLEAN,)
-        items.append(Item(i, options[min(int(u * len(options)), len(options) - 1)]))
+        items.append(Item(i, options[min(int(u * len(options)), len(options) - 1)], epoch))
     batches = [items[k : k + batch_size] for k in range(0, len(items), batch_size)]
     if len(batches) > 1 and len(batches[-1]) == 1:
         batches[-2].extend(batches.pop())  # a batch of one has no across-clip statistics (pooled_norm)
@@ -105,22 +144,23 @@ class Batch:
     class_target: "torch.Tensor"  # (B,) int64
     attrs: "torch.Tensor"  # (B, 3) float32
     index: "torch.Tensor"  # (B,) int64: positions in the split
+    class_dist: "torch.Tensor | None" = None
+    """(B, 8) soft or smoothed class targets (the levers); None: `class_target` is the target."""
+    aux: "dict[str, torch.Tensor]" = field(default_factory=dict)
+    """Auxiliary heads' targets (`train.targets`)."""
+
+    def _map(self, f: Callable[["torch.Tensor"], "torch.Tensor"]) -> "Batch":
+        return Batch(
+            {k: (f(x), f(n)) for k, (x, n) in self.inputs.items()}, f(self.class_target), f(self.attrs),
+            self.index, None if self.class_dist is None else f(self.class_dist), {k: f(v) for k, v in self.aux.items()},
+        )
 
     def pin_memory(self) -> "Batch":
         """Called by the DataLoader's pin-memory thread on cuda."""
-        return Batch(
-            {k: (f.pin_memory(), n.pin_memory()) for k, (f, n) in self.inputs.items()},
-            self.class_target.pin_memory(), self.attrs.pin_memory(), self.index.pin_memory(),
-        )
+        return self._map(lambda t: t.pin_memory())
 
     def to(self, device: Any, non_blocking: bool = True) -> "Batch":
-        return Batch(
-            {k: (f.to(device, non_blocking=non_blocking), n.to(device, non_blocking=non_blocking))
-             for k, (f, n) in self.inputs.items()},
-            self.class_target.to(device, non_blocking=non_blocking),
-            self.attrs.to(device, non_blocking=non_blocking),
-            self.index,
-        )
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
@@ -135,11 +175,13 @@ class StoreBatches:
     """
 
     def __init__(self, reader: Any, encoders: dict[str, StoredEncoder], split: SplitData,
-                 dtype: "torch.dtype | None" = None) -> None:
+                 dtype: "torch.dtype | None" = None, targets: "TargetMaker | None" = None) -> None:
         self.reader = reader
         self.encoders = encoders
         self.split = split
         self.dtype = dtype
+        self.targets = targets
+        """The levers' targets of a training split (None: the consensus targets)."""
 
     def __len__(self) -> int:
         return len(self.split)
@@ -153,11 +195,18 @@ class StoreBatches:
         ids = [self.split.clip_ids[it.index] for it in items]
         variants = [it.variant for it in items]
         index = np.array([it.index for it in items], dtype=np.int64)
+        attrs, dist, aux = self.split.attrs[index], None, {}
+        if self.targets is not None:
+            t = self.targets.batch(index, items[0].epoch if items else 0)
+            attrs = attrs if t.attrs is None else t.attrs
+            dist = None if t.class_dist is None else torch.from_numpy(t.class_dist)
+            aux = {k: torch.from_numpy(v) for k, v in t.aux.items()}
         return Batch(
             read_frames(self.reader, ids, variants, self.encoders, self.dtype),
             torch.from_numpy(self.split.class_target[index]),
-            torch.from_numpy(self.split.attrs[index]),
+            torch.from_numpy(np.ascontiguousarray(attrs)),
             torch.from_numpy(index),
+            dist, aux,
         )
 
 

@@ -13,12 +13,21 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import InvalidOption
-from ..labels import CLIP_USES
+from ..labels import AUX_TASKS, CLIP_USES, O_VOTE_USES, TARGET_KINDS
 from ..metrics import SELECT_CHOICES
 
 STAGES = ("pretrain", "task1", "task2")
 POOLING = ("asp", "mean", "meanstd")
 DEVICES = ("cpu", "cuda")
+SOFT_LOSSES = ("ce", "kl")
+ATTRIBUTE_TARGETS = ("consensus", "votes")
+SAMPLERS = ("natural", "balanced")
+BALANCED_DEFAULTS = (4, 0.11)
+"""`balanced` alone means `balanced:4:0.11`: from epoch 4, each epoch undersamples every class to the
+rarest, and X/O clips make 11% of it (MEDUSA, the Task 1 winner: one X/O "class" beside the 8)."""
+AUX_WEIGHT = 0.1
+"""Loss weight of an auxiliary head named without one (SAIL's gender head: 0.1)."""
+REFIT_ON = "train+dev"
 PAPER_ENCODERS = ("whisper", "wavlm", "roberta")
 
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -119,6 +128,32 @@ class TrainConfig:
     """Batches each worker reads ahead."""
     grad_clip: float | None = None
     """Clip the gradient norm to this value (None = no clipping, as in the paper)."""
+    # -- the levers that learn from every annotator (off by default: the paper's recipe stays the paper's)
+    targets: str = "hard"
+    """Class targets: `hard` (the consensus class) or `soft` (the share of the annotators' votes per class;
+    X clips then train the classifier too, and clips without votes fall back to their consensus)."""
+    soft_loss: str = "ce"
+    """Loss on soft targets: `ce` (cross-entropy with probability targets) or `kl` (KL divergence)."""
+    o_votes: str = "drop"
+    """Other votes in a soft target: `drop` (renormalise over the class votes) or `uniform` (spread evenly)."""
+    label_smoothing: float = 0.0
+    """Mix this much of a uniform distribution into the class targets."""
+    annotator_dropout: float = 0.0
+    """Each epoch, drop each annotator's vote with this probability (at least one kept) before the soft
+    target (and, with attribute_targets = votes, the attribute means) is computed."""
+    attribute_targets: str = "consensus"
+    """Attribute targets: the consensus ratings, or the mean of the (kept) annotators' ratings."""
+    class_weight_power: float = 1.0
+    """Class weights `(N / (8 n_c)) ** power`: 1 is the paper's, 0.5 MEDUSA's."""
+    sampler: str = "natural"
+    """`natural` (a random sample of the split), or `balanced[:FROM_EPOCH[:XO_SHARE]]`: from that epoch
+    on, a fresh undersample to the rarest class each epoch plus that share of X/O clips."""
+    aux: tuple[str, ...] = ()
+    """Auxiliary heads `NAME[:WEIGHT]` (gender, secondary); clips without a known value do not train them."""
+    early_stop: int | None = None
+    """Stop when the selection metric has not improved for this many epochs."""
+    refit_epochs: int | None = None
+    """After selection, retrain on Train+Development for this many epochs, as a child run (no dev figures)."""
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -131,6 +166,9 @@ class TrainConfig:
         if isinstance(self.encoders, str):
             self.encoders = tuple(e.strip() for e in self.encoders.split(",") if e.strip())
         self.encoders = tuple(self.encoders)
+        if isinstance(self.aux, str):
+            self.aux = tuple(a.strip() for a in self.aux.split(",") if a.strip())
+        self.aux = tuple(self.aux)
         self._validate()
 
     def _validate(self) -> None:
@@ -163,15 +201,67 @@ class TrainConfig:
         need(self.prefetch >= 1, "prefetch", "must be >= 1")
         need(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0")
         need(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+        self._validate_levers(need)
         if self.select == "f1":
             need(self.beta > 0, "select", "f1 selects on the classifier but beta is 0 (it is not trained)")
         else:
             need(self.alpha > 0, "select", f"{self.select} selects on the attributes but alpha is 0 (they are not trained)")
 
+    def _validate_levers(self, need: Any) -> None:
+        need(self.targets in TARGET_KINDS, "targets", f"{self.targets!r} is not one of {', '.join(TARGET_KINDS)}")
+        need(self.soft_loss in SOFT_LOSSES, "soft_loss", f"{self.soft_loss!r} is not one of {', '.join(SOFT_LOSSES)}")
+        need(self.o_votes in O_VOTE_USES, "o_votes", f"{self.o_votes!r} is not one of {', '.join(O_VOTE_USES)}")
+        need(0.0 <= self.label_smoothing < 1.0, "label_smoothing", "must be in [0, 1)")
+        need(0.0 <= self.annotator_dropout < 1.0, "annotator_dropout", "must be in [0, 1)")
+        need(self.attribute_targets in ATTRIBUTE_TARGETS, "attribute_targets",
+             f"{self.attribute_targets!r} is not one of {', '.join(ATTRIBUTE_TARGETS)}")
+        need(self.annotator_dropout == 0 or self.targets == "soft" or self.attribute_targets == "votes",
+             "annotator_dropout", "acts on vote-derived targets: add --targets soft or --attribute-targets votes")
+        need(0.0 <= self.class_weight_power <= 4.0, "class_weight_power", "must be between 0 and 4")
+        self.sampler_spec  # noqa: B018 (parses and checks the sampler)
+        self.aux_weights  # noqa: B018 (parses and checks the heads)
+        need(self.early_stop is None or self.early_stop >= 1, "early_stop", "must be >= 1 epoch")
+        need(self.refit_epochs is None or self.refit_epochs >= 1, "refit_epochs", "must be >= 1 epoch")
+
+    @property
+    def sampler_spec(self) -> tuple[str, int, float]:
+        """(`natural` | `balanced`, from epoch, X/O share) parsed from `sampler`."""
+        kind, *rest = self.sampler.split(":")
+        if kind not in SAMPLERS or (kind == "natural" and rest) or len(rest) > 2:
+            raise ConfigError("sampler", f"{self.sampler!r}: use natural or balanced[:FROM_EPOCH[:XO_SHARE]]")
+        if kind == "natural":
+            return "natural", 1, 0.0
+        try:
+            start = int(rest[0]) if rest else BALANCED_DEFAULTS[0]
+            share = float(rest[1]) if len(rest) > 1 else BALANCED_DEFAULTS[1]
+        except ValueError:
+            raise ConfigError("sampler", f"{self.sampler!r}: FROM_EPOCH is an integer, XO_SHARE a number") from None
+        if start < 1 or not 0.0 <= share < 1.0:
+            raise ConfigError("sampler", f"{self.sampler!r}: FROM_EPOCH must be >= 1 and XO_SHARE in [0, 1)")
+        return "balanced", start, share
+
+    @property
+    def aux_weights(self) -> dict[str, float]:
+        """Auxiliary head -> loss weight, parsed from `aux`."""
+        out: dict[str, float] = {}
+        for item in self.aux:
+            name, _, weight = item.partition(":")
+            if name not in AUX_TASKS:
+                raise ConfigError("aux", f"{name!r} is not one of {', '.join(AUX_TASKS)}")
+            try:
+                w = float(weight) if weight else AUX_WEIGHT
+            except ValueError:
+                raise ConfigError("aux", f"{item!r}: the weight after ':' must be a number") from None
+            if not 0 < w <= 100 or name in out:
+                raise ConfigError("aux", f"{item!r}: each head once, with a weight > 0")
+            out[name] = w
+        return out
+
     # -- (de)serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["encoders"] = list(self.encoders)
+        d["aux"] = list(self.aux)
         return d
 
     @classmethod

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import NotFound
-from ..labels import Targets, trains
+from ..labels import NO_AGREEMENT, Targets, trains
 from ..store.catalog import Catalog
 from ..store.embeddings import stored_encoders
 from ..store.records import SchemeClip, StoredEncoder
@@ -79,12 +79,14 @@ def load_encoders(catalog: Catalog, names: Sequence[str]) -> dict[str, StoredEnc
 
 
 def load_training_data(catalog: Catalog, encoders: Sequence[str], scheme: str = "corpus", *,
-                       o_clips: str = "regression", x_clips: str = "exclude") -> TrainingData:
+                       o_clips: str = "regression", x_clips: str = "exclude", soft: bool = False,
+                       refit: bool = False) -> TrainingData:
     """Clips of every split of `scheme` that have clean frames for all `encoders`, with targets and variants.
 
-    Train keeps the clips that train (`labels.trains`, with what to do with O and X clips); Development
+    Train keeps the clips that train (`labels.trains`, with what to do with O and X clips; with `soft`
+    targets X clips train the classifier, and their attributes only if `x_clips` says so); Development
     and the test splits keep every clip (predictions are written for all of them; `metrics.score` picks
-    the rows each figure counts).
+    the rows each figure counts). `refit`: Development's clips train too, and no split selects.
     """
     names = list(encoders)
     rows = scheme_clips(catalog, scheme, names)
@@ -105,11 +107,15 @@ def load_training_data(catalog: Catalog, encoders: Sequence[str], scheme: str = 
         return SplitData(name, [r.clip_id for r in items], targets,
                          [tuple(variants.get(r.clip_id, ())) for r in items])
 
-    train = make(TRAIN, [r for r in by_split.pop(TRAIN, []) if trains(r.emotion, o_clips=o_clips, x_clips=x_clips)])
+    pool = by_split.pop(TRAIN, []) + (by_split.pop(DEV, []) if refit else [])
+    train = make(TRAIN, sorted((r for r in pool if trains(r.emotion, o_clips=o_clips, x_clips=x_clips, soft=soft)),
+                               key=lambda r: r.clip_id))
+    if soft and x_clips == "exclude":  # in the sample for their votes only: no attribute targets
+        train.targets.attrs[[e == NO_AGREEMENT for e in train.targets.emotion]] = np.nan
     dev = make(DEV, by_split.pop(DEV, []))
     tests = {name: make(name, items) for name, items in sorted(by_split.items())}
     if len(train) == 0:
         raise NotFound(f"split scheme {scheme!r} has no labelled {TRAIN} clip with frames of {', '.join(names)}")
-    if not dev.targets.labelled.any():
+    if not refit and not dev.targets.labelled.any():
         raise NotFound(f"split scheme {scheme!r} has no labelled {DEV} clip with frames of {', '.join(names)}")
     return TrainingData(infos, train, dev, tests, missing)

@@ -79,6 +79,10 @@ class TrainResult:
     n_train: int = 0
     warnings: list[str] = field(default_factory=list)
     """What the user should know about this run (a schedule too short to learn, constant predictions)."""
+    stopped_epoch: int | None = None
+    """The last epoch trained when `early_stop` ended the run before its planned epochs."""
+    refit: "TrainResult | None" = None
+    """The run's refit on Train + Development (`refit_epochs`), a child run."""
 
     @property
     def samples_per_s(self) -> float:
@@ -107,12 +111,14 @@ class Session:
         distributed.shutdown(self.dist)
 
 
-def prepare(config: TrainConfig, layout: StoreLayout, *, init: InitCheckpoint | None = None) -> Session:
-    """Read the data, build the loaders and the model (from `init`, a checkpoint to fine-tune, if given)."""
+def prepare(config: TrainConfig, layout: StoreLayout, *, init: InitCheckpoint | None = None,
+            refit: bool = False) -> Session:
+    """Read the data, build the loaders and the model (from `init`, a checkpoint to fine-tune, if given).
+    `refit`: Train and Development both train, and nothing selects (the last epoch is kept)."""
     device = resolve_device(config)
     dist = distributed.init(device)
     try:
-        feeds = build_feeds(config, layout, device, dist)
+        feeds = build_feeds(config, layout, device, dist, refit=refit)
         return Session(config, device, dist, feeds, build_trainee(config, feeds, device, dist, init))
     except BaseException:
         distributed.shutdown(dist)
@@ -152,10 +158,13 @@ def fit(
             "data.tests": ",".join(data.tests) or "none", "data.missing_frames": data.missing,
             "data.world_size": dist.world, "model.n_parameters": trainee.module.num_parameters(),
             "data.class_counts": data.class_counts,
+            **(feeds.targets.summary() if feeds.targets is not None else {}),
         })
     result = _epochs(trainee, feeds, dist, run, resume, resume_path if dist.is_main else None, logged_epochs, console)
     result.run_id = run.run_id
     result.warnings += [early] if early else []
+    if result.stopped_epoch is not None:
+        run.log_metrics({"stopped_epoch": float(result.stopped_epoch)}, step=result.stopped_epoch)
     if dist.is_main:
         with tempfile.TemporaryDirectory(prefix="sertool-train-") as tmp:
             log_outcome(run, trainee, feeds, result, Path(tmp))
@@ -175,13 +184,18 @@ def _epochs(trainee: Trainee, feeds: Feeds, dist: distributed.DistInfo, run: "Ru
     with progress_bar(console if dist.is_main else None, info=True) as progress:
         epochs_task = progress.add_task("epochs", total=c.epochs, completed=state.epoch)
         steps_task = progress.add_task("steps", total=1)
+        selects = len(feeds.data.dev) > 0  # a refit has no Development: it keeps its last epoch
         for epoch in range(state.epoch + 1, c.epochs + 1):
+            if c.early_stop is not None and _patience_spent(state, epoch, c.early_stop, dist):
+                break  # checked first, so a resumed run stops where the uninterrupted one did
             stats = _train_epoch(trainee, feeds, dist, epoch, progress, steps_task)
             if dist.is_main:
-                stats.dev = split_metrics(trainee.loss_cpu, feeds.data.dev, *predict_split(trainee, feeds, feeds.data.dev))
+                if selects:
+                    stats.dev = split_metrics(trainee.loss_cpu, feeds.data.dev,
+                                              *predict_split(trainee, feeds, feeds.data.dev))
                 if epoch not in logged:
                     run.log_metrics(stats.metrics(), step=epoch)
-                value = select_value(stats.dev, c.select)
+                value = select_value(stats.dev, c.select) if selects else float(epoch)
                 if value > state.best_value or state.best_state is None:
                     state.best_value, state.best_epoch, state.best_metrics = value, epoch, dict(stats.dev)
                     state.best_state = trainee.weights()
@@ -196,8 +210,18 @@ def _epochs(trainee: Trainee, feeds: Feeds, dist: distributed.DistInfo, run: "Ru
             distributed.barrier(dist)
     if state.best_state is not None:
         trainee.module.load_state_dict(state.best_state)
-    return TrainResult(c, None, state.best_epoch, {k: v for k, v in state.best_metrics.items() if k != "loss"},
-                       history, n_parameters=trainee.module.num_parameters(), n_train=len(feeds.data.train))
+    result = TrainResult(c, None, state.best_epoch, {k: v for k, v in state.best_metrics.items() if k != "loss"},
+                         history, n_parameters=trainee.module.num_parameters(), n_train=len(feeds.data.train))
+    if history and history[-1].epoch < c.epochs:
+        result.stopped_epoch = history[-1].epoch
+    return result
+
+
+def _patience_spent(state: ResumeState, epoch: int, patience: int, dist: distributed.DistInfo) -> bool:
+    """Whether `patience` epochs have passed without a better dev figure before `epoch` (rank 0 knows;
+    every rank learns it, so all stop together)."""
+    spent = dist.is_main and state.best_epoch > 0 and epoch - 1 - state.best_epoch >= patience
+    return distributed.all_reduce_sum(dist, [float(spent)])[0] > 0
 
 
 def _as_dict(stats: EpochStats) -> dict:
@@ -220,7 +244,7 @@ def _train_epoch(trainee: Trainee, feeds: Feeds, dist: distributed.DistInfo, epo
         b = batch.to(feeds.device)
         with trainee.autocast:
             out = trainee.model(b.inputs)
-        parts = trainee.loss(out.logits, out.attributes, b.class_target, b.attrs)
+        parts = trainee.loss(out.logits, out.attributes, b.class_target, b.attrs, b.class_dist, out.aux, b.aux)
         trainee.optimizer.zero_grad(set_to_none=True)
         if trainee.scaler is not None:
             trainee.scaler.scale(parts.total).backward()

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ..model.fusion import FusionModel
     from ..model.losses import MultiTaskLoss
     from ..store.reader import EmbeddingReader
+    from .targets import TargetMaker
 
 ARCH_FIELDS = ("proj_dim", "lstm_hidden", "lstm_layers", "pooling", "pooled_norm")
 """The config fields that shape the model: a fine-tune must match its checkpoint on these."""
@@ -88,6 +89,8 @@ class Feeds:
     device: str
     sampler: PlanSampler
     """The training sample: `set_epoch(e)` plans epoch e from (seed, e) alone."""
+    targets: "TargetMaker | None"
+    """The levers' training targets (soft, dropout, vote means, auxiliary heads); None: the consensus."""
     train_loader: Any
     dev_loader: Any | None
     """Development is read every epoch (rank 0 only): its workers stay."""
@@ -113,21 +116,61 @@ def _eval_lengths(reader: "EmbeddingReader", split: SplitData, encoders: list[st
     return np.max([reader.index(e, "clean").locate(split.clip_ids)[1] for e in encoders], axis=0).tolist()
 
 
-def build_feeds(config: TrainConfig, layout: StoreLayout, device: str, dist: DistInfo) -> Feeds:
+def target_maker(catalog: Catalog, config: TrainConfig, train: SplitData) -> "TargetMaker | None":
+    """The training split's lever targets, reading the votes and genders they need (None for a paper run)."""
+    from ..store.clips import clip_genders, clip_votes
+    from .targets import Levers, TargetMaker, VoteArrays
+
+    levers = Levers(config.targets, config.o_votes, config.label_smoothing, config.annotator_dropout,
+                    config.attribute_targets, config.aux_weights, config.seed)
+    if not levers.active:
+        return None
+    votes = VoteArrays.build(train.clip_ids, clip_votes(catalog, train.clip_ids)) if levers.needs_votes else None
+    genders = None
+    if "gender" in levers.aux:
+        known = clip_genders(catalog, train.clip_ids)
+        genders = [known.get(c) for c in train.clip_ids]
+    return TargetMaker(train, levers, votes, genders)
+
+
+def epoch_steps(config: TrainConfig, train: SplitData, world: int) -> list[int]:
+    """Optimizer steps of each epoch (a balanced sampler changes them from its first epoch on): the
+    schedule spans exactly the steps the run takes."""
+    from .batches import epoch_indices, n_batches
+
+    per_rank = per_rank_batch(config.batch_size, world)
+    spec = config.sampler_spec
+    sizes: dict[bool, int] = {}
+    out = []
+    for e in range(1, config.epochs + 1):
+        balanced = spec[0] == "balanced" and e >= spec[1]
+        if balanced not in sizes:  # every balanced epoch has the same size: computed once
+            n = len(epoch_indices(train, samples_per_epoch=config.samples_per_epoch, seed=config.seed, epoch=e,
+                                  sampler=spec))
+            sizes[balanced] = n_batches(-(-n // world), per_rank)
+        out.append(sizes[balanced])
+    return out
+
+
+def build_feeds(config: TrainConfig, layout: StoreLayout, device: str, dist: DistInfo, *,
+                refit: bool = False) -> Feeds:
     import torch
 
     with Catalog(layout.catalog, read_only=True) as catalog:
         data = load_training_data(catalog, config.encoders, config.splits, o_clips=config.o_clips,
-                                  x_clips=config.x_clips)
+                                  x_clips=config.x_clips, soft=config.targets == "soft", refit=refit)
         reader = open_reader(layout, data.encoders, [data.train] if config.augment else [], catalog=catalog)
+        targets = target_maker(catalog, config, data.train)
+    spec = config.sampler_spec
     sampler = PlanSampler(lambda epoch: plan_epoch(
         data.train, samples_per_epoch=config.samples_per_epoch, batch_size=per_rank_batch(config.batch_size, dist.world),
-        seed=config.seed, epoch=epoch, augment=config.augment, rank=dist.rank, world=dist.world,
+        seed=config.seed, epoch=epoch, augment=config.augment, rank=dist.rank, world=dist.world, sampler=spec,
     ))
-    train_loader = make_loader(StoreBatches(reader, data.encoders, data.train, getattr(torch, FRAMES_DTYPE)), sampler,
+    train_loader = make_loader(StoreBatches(reader, data.encoders, data.train, getattr(torch, FRAMES_DTYPE), targets),
+                               sampler,
                                num_workers=config.num_workers, prefetch=config.prefetch,
                                pin_memory=device == "cuda", persistent=True, generator=_generator(config.seed))
-    feeds = Feeds(config, data, reader, device, sampler, train_loader, None)
+    feeds = Feeds(config, data, reader, device, sampler, targets, train_loader, None)
     if dist.is_main:
         feeds.dev_loader = feeds.eval_loader(data.dev, persistent=True)
     return feeds
@@ -174,6 +217,7 @@ def build_trainee(config: TrainConfig, feeds: Feeds, device: str, dist: DistInfo
                   init: InitCheckpoint | None = None) -> Trainee:
     import torch
 
+    from ..labels import AUX_TASKS
     from ..model.fusion import FusionConfig, FusionModel
     from ..model.losses import MultiTaskLoss, class_weights
     from ..model.precision import autocast
@@ -184,12 +228,17 @@ def build_trainee(config: TrainConfig, feeds: Feeds, device: str, dist: DistInfo
     fusion = FusionConfig(
         encoders={n: e.dim for n, e in data.encoders.items()}, proj_dim=config.proj_dim,
         lstm_hidden=config.lstm_hidden, lstm_layers=config.lstm_layers, pooling=config.pooling,
-        pooled_norm=config.pooled_norm, dropout=config.dropout,
+        pooled_norm=config.pooled_norm, dropout=config.dropout, aux={k: AUX_TASKS[k] for k in config.aux_weights},
     )
     module = FusionModel(fusion)
     if init is not None:
         check_compatible(init.info, data.encoder_meta(), {k: getattr(config, k) for k in ARCH_FIELDS}, init.source)
-        module.load_state_dict(read_weights(init.weights))
+        # auxiliary heads are the run's own: a fine-tune keeps those it shares with its checkpoint
+        own = {k for k in module.state_dict() if k.startswith("aux_heads.")}
+        loaded = {k: v for k, v in read_weights(init.weights).items() if not k.startswith("aux_heads.") or k in own}
+        missing, _ = module.load_state_dict(loaded, strict=False)
+        if [k for k in missing if not k.startswith("aux_heads.")]:
+            module.load_state_dict(loaded)  # raises, naming what the checkpoint lacks
     module.to(device)
     model = module
     if dist.enabled:
@@ -197,14 +246,16 @@ def build_trainee(config: TrainConfig, feeds: Feeds, device: str, dist: DistInfo
 
         model = DDP(module, device_ids=[dist.local_rank] if device == "cuda" else None)
     weights = None
+    counts = feeds.targets.class_mass() if feeds.targets is not None else data.class_counts
     if config.beta > 0:
-        if not any(data.class_counts):
+        if not any(counts):
             raise NotFound(f"no {data.train.name} clip has one of the 8 task classes: beta > 0 has nothing to learn")
         if config.class_weights:
-            weights = class_weights(data.class_counts)
-    loss_cpu = MultiTaskLoss(config.alpha, config.beta, class_weights=weights, gaussian_sigma=config.gaussian_sigma)
+            weights = class_weights(counts, config.class_weight_power)
+    loss_cpu = MultiTaskLoss(config.alpha, config.beta, class_weights=weights, gaussian_sigma=config.gaussian_sigma,
+                             soft_loss=config.soft_loss, aux_weights=config.aux_weights)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = warmup_cosine(optimizer, steps_per_epoch=len(feeds.sampler), epochs=config.epochs,
-                              warmup_epochs=config.warmup_epochs, min_lr=config.min_lr)
+    scheduler = warmup_cosine(optimizer, steps_per_epoch=epoch_steps(config, data.train, dist.world),
+                              epochs=config.epochs, warmup_epochs=config.warmup_epochs, min_lr=config.min_lr)
     context, scaler = autocast(device, training=True)
     return Trainee(module, model, copy.deepcopy(loss_cpu).to(device), loss_cpu, optimizer, scheduler, context, scaler)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import launch
 from ..errors import NotFound, SertoolError
 from ..store.layout import StoreLayout
-from ..tracking.names import INIT_FROM_TAG, RESUME_TAG, SELECT_TAG, SPLITS_TAG, STAGE_TAG, STORE_TAG
+from ..tracking.names import INIT_FROM_TAG, REFIT_TAG, RESUME_TAG, SELECT_TAG, SPLITS_TAG, STAGE_TAG, STORE_TAG
 from .checkpoint import CheckpointInfo
-from .config import TrainConfig
+from .config import REFIT_ON, TrainConfig
 from .loop import TrainResult, fit, prepare
 from .parts import ARCH_FIELDS, InitCheckpoint
 from .resume import ResumeState, state_path
@@ -47,17 +48,28 @@ def train(
     tracker.reap_orphans(config.experiment)
     with launch.sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="sertool-init-") as tmp:
         init = _init_checkpoint(tracker, config.init_from, Path(tmp)) if config.init_from else None
-        with prepare(config, layout, init=init) as session:
-            run = tracker.start(
-                "train", experiment=config.experiment, run_name=config.run_label, parent_run_id=parent_run_id,
-                tags={STAGE_TAG: config.stage, INIT_FROM_TAG: config.init_from, STORE_TAG: _store_label(layout),
-                      SPLITS_TAG: config.splits, SELECT_TAG: config.select},
-            )
-            with run:
-                path = state_path(run.run_id) if run.run_id else None
-                if path is not None:
-                    run.set_tags({RESUME_TAG: str(path)})
-                result = fit(session, run, resume_path=path, console=console)
+        result = _tracked(config, layout, tracker, init, parent_run_id, console)
+        if config.refit_epochs and result.run_id:
+            # the same start (fresh, or the same checkpoint), now on Train + Development for N epochs
+            again = replace(config, epochs=config.refit_epochs, refit_epochs=None, early_stop=None,
+                            run_name=f"{config.run_label}-refit")
+            result.refit = _tracked(again, layout, tracker, init, result.run_id, console, refit=True)
+    return result
+
+
+def _tracked(config: TrainConfig, layout: StoreLayout, tracker: "Tracker", init: InitCheckpoint | None,
+             parent_run_id: str | None, console: "Console | None", *, refit: bool = False) -> TrainResult:
+    with prepare(config, layout, init=init, refit=refit) as session:
+        run = tracker.start(
+            "train", experiment=config.experiment, run_name=config.run_label, parent_run_id=parent_run_id,
+            tags={STAGE_TAG: config.stage, INIT_FROM_TAG: config.init_from, STORE_TAG: _store_label(layout),
+                  SPLITS_TAG: config.splits, SELECT_TAG: config.select, REFIT_TAG: REFIT_ON if refit else None},
+        )
+        with run:
+            path = state_path(run.run_id) if run.run_id else None
+            if path is not None:
+                run.set_tags({RESUME_TAG: str(path)})
+            result = fit(session, run, resume_path=path, console=console)
     _forget_state(path)
     return result
 
@@ -76,7 +88,7 @@ def resume(ref: str, layout: StoreLayout, tracker: "Tracker", *, experiment: str
     with tempfile.TemporaryDirectory(prefix="sertool-resume-") as tmp:
         config = TrainConfig.from_dict(tracker.load_config(info.run_id, Path(tmp)))
     logged = frozenset(tracker.metric_steps(info.run_id, "train_loss"))
-    with launch.sigterm_as_interrupt(), prepare(config, layout) as session:
+    with launch.sigterm_as_interrupt(), prepare(config, layout, refit=bool(info.tags.get(REFIT_TAG))) as session:
         with tracker.reopen(info.run_id) as run:
             result = fit(session, run, resume=state, resume_path=path, logged_epochs=logged, console=console)
     _forget_state(path)

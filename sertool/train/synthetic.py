@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..labels import CLASSES
+from ..labels import CLASSES, OTHER, plurality
 from ..store.catalog import Catalog
 from ..store.corpora import write_corpus
 from ..store.layout import StoreLayout
-from ..store.records import ClipRecord, CorpusRecords, EncoderRecord, LabelRecord
+from ..store.records import ClipRecord, CorpusRecords, EncoderRecord, LabelRecord, VoteRecord
 
 CORPUS = "synthetic-frames"
 
@@ -42,6 +42,11 @@ class FrameSpec:
     p_other: float = 0.08
     p_no_agreement: float = 0.05
     seed: int = 0
+    votes: bool = False
+    """Also write 3-7 annotators' votes per labelled clip, each the clip's class with probability
+    `vote_accuracy` (else another class or Other), with the consensus their plurality (ties: X), and
+    speakers of both genders: a store for the levers that learn from every vote."""
+    vote_accuracy: float = 0.55
 
 
 def _record(name: str, dim: int) -> EncoderRecord:
@@ -50,6 +55,32 @@ def _record(name: str, dim: int) -> EncoderRecord:
         name=name, kind=name, checkpoint=f"synthetic/{name}", revision="0", layer=None, dim=dim,
         frame_rate=None if text else 50.0, dtype="float16", preprocessing="synthetic frames",
     )
+
+
+def _votes(rows: list[tuple], labels: list[tuple], spec: FrameSpec) -> tuple[list[str | None], list[VoteRecord]]:
+    """Votes around each clip's true class (what its frames encode) and the consensus they give."""
+    vrng = np.random.default_rng([spec.seed, 7])
+    consensus: list[str | None] = []
+    votes: list[VoteRecord] = []
+    for row, (emo, attrs) in zip(rows, labels):
+        if emo is None:
+            consensus.append(None)
+            continue
+        codes = []
+        for k in range(int(vrng.integers(3, 8))):
+            u = vrng.random()
+            if emo in CLASSES and u < spec.vote_accuracy:
+                code = emo
+            elif u < 0.9:
+                code = CLASSES[int(vrng.integers(len(CLASSES)))]
+            else:
+                code = OTHER
+            rating = np.clip(np.round(attrs + vrng.normal(0, 0.8, 3)), 1, 7)
+            votes.append(VoteRecord(row[0], f"W{k:03d}", code, "Frustrated" if vrng.random() < 0.3 else None,
+                                    *map(float, rating)))
+            codes.append(code)
+        consensus.append(plurality(codes))
+    return consensus, votes
 
 
 def write_frame_store(root: str | Path, spec: FrameSpec = FrameSpec(), catalog: str | Path | None = None) -> StoreLayout:
@@ -77,11 +108,17 @@ def write_frame_store(root: str | Path, spec: FrameSpec = FrameSpec(), catalog: 
             rows.append((cid, CORPUS, f"Audios/{cid}.wav", split, n_frames / 50.0, 16000, 1, f"spk{i % 7}", "Female"))
             labels.append((emo if split != "Test3" else None, attrs))
             lengths.append(n_frames)
+    consensus = [e for e, _ in labels]
+    votes: list[VoteRecord] = []
+    if spec.votes:  # its own generator: the frames stay those of the same spec without votes
+        consensus, votes = _votes(rows, labels, spec)
+        rows = [(*r[:8], ("Female", "Male")[int(r[7][3:]) % 2]) for r in rows]
     records = CorpusRecords(
         CORPUS, str(layout.root), CORPUS,
         clips=[ClipRecord(r[0], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows],
+        votes=votes,
         labels=[LabelRecord(r[0], e, *a.round(4).tolist(), 5, 0.6, "corpus")
-                for r, (e, a) in zip(rows, labels) if e is not None],
+                for r, e, (_, a) in zip(rows, consensus, labels) if e is not None],
     )
     with Catalog(layout.catalog) as cat:
         write_corpus(cat, records)

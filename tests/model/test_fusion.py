@@ -38,7 +38,8 @@ def test_outputs_shapes_and_attribute_range():
     assert out.logits.shape == (5, 8)
     assert out.attributes.shape == (5, 3)
     assert ((out.attributes >= 1) & (out.attributes <= 7)).all()
-    logits, attributes = out  # unpacks like a tuple
+    logits, attributes, aux = out  # unpacks like a tuple
+    assert aux == {}  # no auxiliary heads unless asked for
     assert logits is out.logits
 
 

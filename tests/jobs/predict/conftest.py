@@ -46,7 +46,7 @@ class Setup:
 
 
 def _log_checkpoint(tracker, tmp: Path, name: str, seed: int, encoders: dict, experiment: str,
-                    fingerprints: dict[str, str] | None = None):
+                    fingerprints: dict[str, str] | None = None, aux: dict[str, int] | None = None):
     import torch
 
     from sertool.model.fusion import FusionConfig, FusionModel
@@ -57,7 +57,7 @@ def _log_checkpoint(tracker, tmp: Path, name: str, seed: int, encoders: dict, ex
     fps = {n: e.record.fingerprint for n, e in encoders.items()} | (fingerprints or {})
     torch.manual_seed(seed)
     config = FusionConfig(encoders={n: e.record.dim for n, e in encoders.items()}, proj_dim=16, lstm_hidden=16,
-                          lstm_layers=1, attn_hidden=8)
+                          lstm_layers=1, attn_hidden=8, aux=aux or {})
     model = FusionModel(config).eval()
     # what a training run records of each encoder (train.data.TrainingData.encoder_meta)
     meta = {n: {"dim": e.record.dim, "fingerprint": fps[n], "kind": e.record.kind, "layer": e.record.layer}
