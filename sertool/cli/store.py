@@ -116,7 +116,7 @@ def split(
 @group.command("merge")
 def merge(ctx: typer.Context) -> None:
     """Move finished embed workers' segments into the store: their frames, then their catalog rows in one transaction."""
-    from ..store.segments import merge_segments
+    from ..store.merge import merge_segments
 
     report = merge_segments(state(ctx).layout)
     if not report.segments:

@@ -68,8 +68,8 @@ def _check_name(kind: str, name: str) -> None:
         raise ValueError(f"{kind} name {name!r}: use letters, digits, '.', '_' and '-' only")
 
 
-def register_encoder(catalog: Catalog, record: EncoderRecord) -> None:
-    """Record the encoder's provenance; refuse a second fingerprint under the same name."""
+def encoder_registered(catalog: Catalog, record: EncoderRecord) -> bool:
+    """Whether the catalog already records this encoder; refuse a second fingerprint under its name."""
     rows = catalog.execute(
         "SELECT fingerprint, checkpoint, layer FROM encoders WHERE name = ?", [record.name]
     )
@@ -82,23 +82,24 @@ def register_encoder(catalog: Catalog, record: EncoderRecord) -> None:
                 f"{record.checkpoint}, layer {record.layer}); frames of two configurations never mix: "
                 f"store this one under a new name (e.g. --layer N makes '{record.kind}-lN') or use another store"
             )
-        return
-    with catalog.transaction():
-        catalog.execute(
-            "INSERT INTO encoders (name, kind, checkpoint, revision, layer, dim, frame_rate, dtype, "
-            "fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [
-                record.name,
-                record.kind,
-                record.checkpoint,
-                record.revision,
-                record.layer,
-                record.dim,
-                record.frame_rate,
-                record.dtype,
-                record.fingerprint,
-            ],
-        )
+    return bool(rows)
+
+
+def insert_encoder(catalog: Catalog, record: EncoderRecord) -> None:
+    """The encoder's provenance row, inside the caller's transaction (a merge commits it with the frames' rows)."""
+    catalog.execute(
+        "INSERT INTO encoders (name, kind, checkpoint, revision, layer, dim, frame_rate, dtype, "
+        "fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+        [record.name, record.kind, record.checkpoint, record.revision, record.layer, record.dim,
+         record.frame_rate, record.dtype, record.fingerprint],
+    )
+
+
+def register_encoder(catalog: Catalog, record: EncoderRecord) -> None:
+    """Record the encoder's provenance; refuse a second fingerprint under the same name."""
+    if not encoder_registered(catalog, record):
+        with catalog.transaction():
+            insert_encoder(catalog, record)
 
 
 def stored_encoders(catalog: Catalog) -> dict[str, StoredEncoder]:
@@ -138,6 +139,29 @@ class EmbeddingStore:
         return reader
 
     # -- arrays -----------------------------------------------------------------------------------
+    def check_array(self, record: EncoderRecord, variant: str) -> None:
+        """Refuse what `_open_array` would refuse, writing nothing: a merge checks every unit before
+        it moves a byte."""
+        import zarr
+
+        try:
+            enc = zarr.open_group(f"{self.layout.zarr_root}/{record.name}", mode="r")
+        except FileNotFoundError:
+            return
+        fp = enc.attrs.get("fingerprint")
+        if fp is not None and fp != record.fingerprint:
+            raise StoreMismatch(
+                f"{self.layout.zarr_root}/{record.name}: holds frames of fingerprint {fp}, not "
+                f"{record.fingerprint}; store this configuration under a new encoder name"
+            )
+        group = enc.get(variant)
+        arr = group.get(FRAMES) if group is not None else None
+        if arr is not None and (arr.shape[1] != record.dim or arr.dtype != np.float16):
+            raise StoreMismatch(
+                f"{self.array_dir(record.name, variant)}: holds {arr.dtype} frames of width "
+                f"{arr.shape[1]}, encoder {record.name!r} makes width {record.dim}"
+            )
+
     def _open_array(self, record: EncoderRecord, variant: str) -> Any:
         """Create or open the (encoder, variant) array; check it belongs to this fingerprint."""
         import zarr
