@@ -309,14 +309,13 @@ class EmbeddingWriter:
                 "n_frames": lengths.astype(np.int32),
             }
         )
-        con = self.catalog.con
-        con.register("_sertool_new_rows", df)
-        try:
-            with self.catalog.transaction():
-                self.catalog.execute("INSERT INTO embeddings (clip_id, encoder, variant, row_start, n_frames) "
-                    "SELECT clip_id, encoder, variant, row_start, n_frames FROM _sertool_new_rows")
-        finally:
-            con.unregister("_sertool_new_rows")
+        with self.catalog.transaction() as cat:
+            cat.con.register("_sertool_new_rows", df)
+            try:
+                cat.execute("INSERT INTO embeddings (clip_id, encoder, variant, row_start, n_frames) "
+                            "SELECT clip_id, encoder, variant, row_start, n_frames FROM _sertool_new_rows")
+            finally:
+                cat.con.unregister("_sertool_new_rows")
         self._done.update(ids)
         self.next_row = end
         return int(lengths.sum())
