@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import StoreInUse, StoreMismatch
 from .catalog import Catalog
 from .layout import StoreLayout
+from .locking import as_unwritable
 from .records import EncoderRecord, StoredEncoder
 from .shards import ShardAppender, ShardLayout
 
@@ -232,8 +233,11 @@ class EmbeddingWriter:
         self.record = record
         self.variant = variant
         register_encoder(catalog, record)
-        self._array = store._open_array(record, variant)
         self.dir = store.array_dir(record.name, variant)
+        try:
+            self._array = store._open_array(record, variant)
+        except OSError as e:
+            raise as_unwritable(e, self.dir) or e from None
         layout = None
         if not store.layout.remote:  # remote arrays: zarr writes whole shard objects (atomic PUTs)
             for stale in self.dir.rglob("*.partial"):  # temp files of a zarr write that was killed
@@ -289,14 +293,19 @@ class EmbeddingWriter:
         starts = self.next_row + np.concatenate([[0], np.cumsum(lengths)[:-1]])
         end = self.next_row + int(lengths.sum())
         block = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
-        # 1. frames (the array's extent first, so zarr's view of it covers them)
-        if self._array.shape[0] != end:
-            self._array.resize((end, dim))
-        if len(block):
-            if self._appender is not None:
-                self._appender.write(self.next_row, block)
-            else:
-                self._array[self.next_row : end] = block
+        # 1. frames (the array's extent first, so zarr's view of it covers them). A full disk or a
+        # read-only store stops here with one line: nothing of this batch is committed, and the
+        # frames written so far lie past the committed end, where a rerun overwrites them.
+        try:
+            if self._array.shape[0] != end:
+                self._array.resize((end, dim))
+            if len(block):
+                if self._appender is not None:
+                    self._appender.write(self.next_row, block)
+                else:
+                    self._array[self.next_row : end] = block
+        except OSError as e:
+            raise as_unwritable(e, self.dir) or e from None
         # 2. catalog rows, all or nothing
         import pandas as pd
 

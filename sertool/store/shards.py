@@ -274,6 +274,8 @@ class ShardAppender:
                 fd = -1
                 fd = _unshare(path)
             self._write_open_shard(fd, path, r0, block)
+        except OSError as e:  # name the file: "no space left on device" should say where
+            raise OSError(e.errno, e.strerror, str(path)) from None
         finally:
             if fd >= 0:
                 os.close(fd)
