@@ -168,3 +168,12 @@ def test_reingest_synthetic_changes_nothing(store):
     res = run(store, "ingest", "msp-podcast", str(corpus))
     assert res.exit_code == 0 and "nothing changed" in res.stdout
     assert {t: direct(store, f"select * from {t} order by all") for t in before} == before
+
+
+def test_a_catalog_that_cannot_be_read_is_one_line(tmp_path):
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "catalog.duckdb").write_text("not a DuckDB file\n")
+    for args in (["store", "info"], ["store", "query", "select 1"]):
+        res = run(tmp_path / "store", *args)
+        assert res.exit_code == 2 and "cannot read the catalog" in res.stderr, res.output
+        assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import NotFound, StoreInUse
+from ..errors import NotFound, SertoolError, StoreInUse
 from .locking import ReaderFlag, ReadersWatch, WriterLock, as_unwritable, is_lock_conflict
 
 SCHEMA_VERSION = 1
@@ -231,6 +231,8 @@ class Catalog:
                 break
             except duckdb.Error as e:
                 if not is_lock_conflict(e):
+                    if self.read_only and isinstance(e, duckdb.IOException):  # unreadable, not unwritable
+                        raise SertoolError(f"{self.path}: cannot read the catalog: {str(e).splitlines()[0]}") from None
                     raise as_unwritable(e, self.path) or e from None
                 if time.monotonic() >= deadline:
                     pid = re.search(r"PID (\d+)", str(e))
