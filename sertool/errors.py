@@ -40,6 +40,11 @@ class StoreInUse(SertoolError):
     """Another process holds the catalog for writing (DuckDB allows one read-write process)."""
 
 
+class StoreUnwritable(SertoolError):
+    """The store's disk refuses a write: full (ENOSPC, a quota, a file-size limit), read-only, or not ours.
+    Raised before anything is committed, so the store stays as it was and a rerun resumes."""
+
+
 class StoreMismatch(SertoolError):
     """Data of incompatible provenance would be mixed (e.g. two encoder fingerprints under one name)."""
 

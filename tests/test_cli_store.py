@@ -1,8 +1,10 @@
 """`sertool store info|query|split` and `ingest synthetic`, through the CLI on a small synthetic corpus."""
 
 import csv
+import hashlib
 import io
 import json
+import shutil
 
 import duckdb
 import pytest
@@ -58,6 +60,71 @@ def test_query_refuses_writes_and_reports_sql_errors(store):
     assert res.exit_code == 2 and "query failed" in res.stderr
 
 
+def tree_hash(root) -> str:
+    """Every file under `root`, name and bytes: a store is unchanged exactly when this is."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        h.update(str(p.relative_to(root)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+ESCAPES = {
+    "copy-out": "COPY clips TO '{tmp}/out.csv'",
+    "copy-over-an-array": "COPY (SELECT 'x') TO '{store}/embeddings.zarr/whisper/clean/frames/zarr.json' (FORMAT csv, HEADER false)",
+    "copy-over-the-catalog": "COPY (SELECT 'x') TO '{store}/catalog.duckdb'",
+    "export": "EXPORT DATABASE '{tmp}/exported'",
+    "second-statement": "select 1; COPY clips TO '{tmp}/out.csv'",
+    "read_text": "select * from read_text('{secret}')",
+    "read_csv": "select * from read_csv('{secret}')",
+    "read_blob": "select * from read_blob('{secret}')",
+    "glob": "select * from glob('{tmp}/*')",
+    "attach": "ATTACH '{tmp}/other.duckdb' AS other",
+    "install": "INSTALL httpfs",
+    "load": "LOAD json",
+    "re-enable": "SET enable_external_access = true",
+    "create": "CREATE TABLE x AS SELECT 1",
+    "two-selects": "select 1; select 2",
+}
+
+
+@pytest.mark.parametrize("sql", ESCAPES.values(), ids=ESCAPES.keys())
+def test_query_reads_the_catalog_only(store, tmp_path, sql):
+    """Writes, other files, extensions and settings are refused: one line, exit 2, not a byte of the store
+    changed, no file made or read elsewhere."""
+    mine = tmp_path / "store"
+    shutil.copytree(store, mine)
+    array = mine / "embeddings.zarr" / "whisper" / "clean" / "frames" / "zarr.json"
+    array.parent.mkdir(parents=True)
+    array.write_text('{"zarr_format": 3, "node_type": "array"}')
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.txt"
+    secret.write_text("name,password\nroot,hunter2\n")
+    before, files = tree_hash(mine), sorted(outside.iterdir())
+    res = run(mine, "store", "query", sql.format(tmp=outside, store=mine, secret=secret))
+    assert res.exit_code == 2, res.output
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output, res.output
+    assert "hunter2" not in res.output
+    assert tree_hash(mine) == before and sorted(outside.iterdir()) == files
+
+
+def test_query_results_are_cut_at_a_limit_with_a_note(store):
+    res = run(store, "store", "query", "select range as n from range(2500)")
+    assert res.exit_code == 0
+    assert "│ 999 " in res.stdout and "│ 1000 " not in res.stdout  # a table shows the first 1,000 rows
+    assert "more than 1,000 rows" in res.stderr and "--limit" in res.stderr
+    res = run(store, "store", "query", "select range as n from range(2500)", "--format", "csv", "--limit", "10")
+    assert res.stdout.splitlines() == ["n", *map(str, range(10))] and "more than 10 rows" in res.stderr
+    res = run(store, "store", "query", "select range as n from range(2500)", "--format", "csv")
+    assert len(res.stdout.splitlines()) == 2501 and "more than" not in res.stderr  # files get every row
+    res = run(store, "store", "query", "select range as n from range(2500)", "--format", "json", "--limit", "0")
+    assert len(json.loads(res.stdout)) == 2500
+    res = run(store, "store", "query", "select 1", "--limit", "-1")
+    assert res.exit_code == 2 and "--limit" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
 def test_info_shows_every_figure(store):
     res = run(store, "store", "info")
     assert res.exit_code == 0, res.output
@@ -101,3 +168,12 @@ def test_reingest_synthetic_changes_nothing(store):
     res = run(store, "ingest", "msp-podcast", str(corpus))
     assert res.exit_code == 0 and "nothing changed" in res.stdout
     assert {t: direct(store, f"select * from {t} order by all") for t in before} == before
+
+
+def test_a_catalog_that_cannot_be_read_is_one_line(tmp_path):
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "catalog.duckdb").write_text("not a DuckDB file\n")
+    for args in (["store", "info"], ["store", "query", "select 1"]):
+        res = run(tmp_path / "store", *args)
+        assert res.exit_code == 2 and "cannot read the catalog" in res.stderr, res.output
+        assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..store.catalog import Catalog
 from ..store.corpora import write_corpus
+from ..store.locking import lock_path
 from ..store.records import CorpusRecords, SkippedRecord
 
 
@@ -53,7 +54,7 @@ def ingest_records(
             written = write_corpus(catalog, records, allow_shrink=allow_shrink)
     except BaseException:
         if not existed:
-            for p in (catalog_path, catalog_path.with_name(catalog_path.name + ".wal")):
+            for p in (catalog_path, catalog_path.with_name(catalog_path.name + ".wal"), lock_path(catalog_path)):
                 p.unlink(missing_ok=True)
             if created_dir:
                 try:

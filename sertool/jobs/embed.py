@@ -12,8 +12,9 @@ resumed run sees the same batches as an uninterrupted one and writes bit-identic
 
 Crash safety: each batch is one `writer.write` call — arrays first, then one catalog transaction — so a
 kill leaves every batch either committed or invisible; a rerun skips committed clips and overwrites the
-orphaned frames past the last committed row. The catalog is opened read-write for the whole run, so a
-second `sertool embed` on the same store stops at once with `StoreInUse`.
+orphaned frames past the last committed row. The run holds the store's writer lock throughout, so a
+second `sertool embed` on the same store stops at once with `StoreInUse`, but lets go of the DuckDB file
+between commits whenever a reader asks (`Catalog(hold=False)`): `store query`, training, workers read.
 
 Bad input is per clip and found before any work where the catalog and file headers tell, else while
 its batch loads, before that batch writes anything; `--skip-bad` records it in `skipped` instead
@@ -231,7 +232,8 @@ def embed_store(
     from ..store.embeddings import EmbeddingStore
 
     report = EmbedReport()
-    with Catalog(layout.catalog) as catalog:  # read-write for the whole run: one embedder per store
+    # The writer lock for the whole run (a second writer gets StoreInUse); the DuckDB file only while no reader asks.
+    with Catalog(layout.catalog, hold=False) as catalog:
         clips = admit_clips(catalog, layout, cfg, report, recheck=recheck_skipped)
         found: set[str] = set()  # clips found bad while loading (with skip_bad): later units leave them out
         if encoders is None:

@@ -24,7 +24,8 @@ from .. import launch
 from ..store.catalog import Catalog
 from ..store.clips import clips_to_embed
 from ..store.layout import StoreLayout
-from ..store.segments import MergeReport, PartSpec, merge_segments, seed_segment, segment_layout
+from ..store.merge import MergeReport, merge_segments
+from ..store.segments import PartSpec, claim_segment, seed_segment, segment_layout
 from .embed import ClipSource, EmbedConfig, EmbedReport, check_audio, embed_store, load_encoders
 
 if TYPE_CHECKING:
@@ -76,11 +77,12 @@ def embed_part(
 ) -> PartReport:
     """Embed part `part` of the store's clips into its segment (resumable like `embed_store`)."""
     segment = segment_layout(layout, part)
-    finished = seed_segment(layout, segment)
-    if encoders is None:
-        encoders = _encoders(layout, segment, cfg)
-    report = embed_store(segment, cfg, console=console, encoders=encoders,
-                         select_batches=partial(select_part, part, finished), recheck_skipped=False)
+    with claim_segment(segment, part):  # for the whole run: a merge refuses the segment until it is done
+        finished = seed_segment(layout, segment)
+        if encoders is None:
+            encoders = _encoders(layout, segment, cfg)
+        report = embed_store(segment, cfg, console=console, encoders=encoders,
+                             select_batches=partial(select_part, part, finished), recheck_skipped=False)
     return PartReport(part, report, segment)
 
 

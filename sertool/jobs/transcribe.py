@@ -52,7 +52,7 @@ def transcribe_missing(
     check_preset(preset)  # before anything else, even when there is nothing to do
     check_device(device)
     t0 = time.perf_counter()
-    with Catalog(layout.catalog) as cat:
+    with Catalog(layout.catalog, hold=False) as cat:  # the writer lock throughout; readers get the file when they ask
         todo = clips_without_transcript(cat)
         if not todo:
             return TranscribeReport(0, 0, time.perf_counter() - t0, 0.0)

@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import StoreInUse, StoreMismatch
 from .catalog import Catalog
 from .layout import StoreLayout
+from .locking import as_unwritable
 from .records import EncoderRecord, StoredEncoder
 from .shards import ShardAppender, ShardLayout
 
@@ -68,8 +69,8 @@ def _check_name(kind: str, name: str) -> None:
         raise ValueError(f"{kind} name {name!r}: use letters, digits, '.', '_' and '-' only")
 
 
-def register_encoder(catalog: Catalog, record: EncoderRecord) -> None:
-    """Record the encoder's provenance; refuse a second fingerprint under the same name."""
+def encoder_registered(catalog: Catalog, record: EncoderRecord) -> bool:
+    """Whether the catalog already records this encoder; refuse a second fingerprint under its name."""
     rows = catalog.execute(
         "SELECT fingerprint, checkpoint, layer FROM encoders WHERE name = ?", [record.name]
     )
@@ -82,23 +83,24 @@ def register_encoder(catalog: Catalog, record: EncoderRecord) -> None:
                 f"{record.checkpoint}, layer {record.layer}); frames of two configurations never mix: "
                 f"store this one under a new name (e.g. --layer N makes '{record.kind}-lN') or use another store"
             )
-        return
-    with catalog.transaction():
-        catalog.execute(
-            "INSERT INTO encoders (name, kind, checkpoint, revision, layer, dim, frame_rate, dtype, "
-            "fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [
-                record.name,
-                record.kind,
-                record.checkpoint,
-                record.revision,
-                record.layer,
-                record.dim,
-                record.frame_rate,
-                record.dtype,
-                record.fingerprint,
-            ],
-        )
+    return bool(rows)
+
+
+def insert_encoder(catalog: Catalog, record: EncoderRecord) -> None:
+    """The encoder's provenance row, inside the caller's transaction (a merge commits it with the frames' rows)."""
+    catalog.execute(
+        "INSERT INTO encoders (name, kind, checkpoint, revision, layer, dim, frame_rate, dtype, "
+        "fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+        [record.name, record.kind, record.checkpoint, record.revision, record.layer, record.dim,
+         record.frame_rate, record.dtype, record.fingerprint],
+    )
+
+
+def register_encoder(catalog: Catalog, record: EncoderRecord) -> None:
+    """Record the encoder's provenance; refuse a second fingerprint under the same name."""
+    if not encoder_registered(catalog, record):
+        with catalog.transaction():
+            insert_encoder(catalog, record)
 
 
 def stored_encoders(catalog: Catalog) -> dict[str, StoredEncoder]:
@@ -138,6 +140,29 @@ class EmbeddingStore:
         return reader
 
     # -- arrays -----------------------------------------------------------------------------------
+    def check_array(self, record: EncoderRecord, variant: str) -> None:
+        """Refuse what `_open_array` would refuse, writing nothing: a merge checks every unit before
+        it moves a byte."""
+        import zarr
+
+        try:
+            enc = zarr.open_group(f"{self.layout.zarr_root}/{record.name}", mode="r")
+        except FileNotFoundError:
+            return
+        fp = enc.attrs.get("fingerprint")
+        if fp is not None and fp != record.fingerprint:
+            raise StoreMismatch(
+                f"{self.layout.zarr_root}/{record.name}: holds frames of fingerprint {fp}, not "
+                f"{record.fingerprint}; store this configuration under a new encoder name"
+            )
+        group = enc.get(variant)
+        arr = group.get(FRAMES) if group is not None else None
+        if arr is not None and (arr.shape[1] != record.dim or arr.dtype != np.float16):
+            raise StoreMismatch(
+                f"{self.array_dir(record.name, variant)}: holds {arr.dtype} frames of width "
+                f"{arr.shape[1]}, encoder {record.name!r} makes width {record.dim}"
+            )
+
     def _open_array(self, record: EncoderRecord, variant: str) -> Any:
         """Create or open the (encoder, variant) array; check it belongs to this fingerprint."""
         import zarr
@@ -208,8 +233,11 @@ class EmbeddingWriter:
         self.record = record
         self.variant = variant
         register_encoder(catalog, record)
-        self._array = store._open_array(record, variant)
         self.dir = store.array_dir(record.name, variant)
+        try:
+            self._array = store._open_array(record, variant)
+        except OSError as e:
+            raise as_unwritable(e, self.dir) or e from None
         layout = None
         if not store.layout.remote:  # remote arrays: zarr writes whole shard objects (atomic PUTs)
             for stale in self.dir.rglob("*.partial"):  # temp files of a zarr write that was killed
@@ -265,14 +293,19 @@ class EmbeddingWriter:
         starts = self.next_row + np.concatenate([[0], np.cumsum(lengths)[:-1]])
         end = self.next_row + int(lengths.sum())
         block = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
-        # 1. frames (the array's extent first, so zarr's view of it covers them)
-        if self._array.shape[0] != end:
-            self._array.resize((end, dim))
-        if len(block):
-            if self._appender is not None:
-                self._appender.write(self.next_row, block)
-            else:
-                self._array[self.next_row : end] = block
+        # 1. frames (the array's extent first, so zarr's view of it covers them). A full disk or a
+        # read-only store stops here with one line: nothing of this batch is committed, and the
+        # frames written so far lie past the committed end, where a rerun overwrites them.
+        try:
+            if self._array.shape[0] != end:
+                self._array.resize((end, dim))
+            if len(block):
+                if self._appender is not None:
+                    self._appender.write(self.next_row, block)
+                else:
+                    self._array[self.next_row : end] = block
+        except OSError as e:
+            raise as_unwritable(e, self.dir) or e from None
         # 2. catalog rows, all or nothing
         import pandas as pd
 
@@ -285,14 +318,13 @@ class EmbeddingWriter:
                 "n_frames": lengths.astype(np.int32),
             }
         )
-        con = self.catalog.con
-        con.register("_sertool_new_rows", df)
-        try:
-            with self.catalog.transaction():
-                self.catalog.execute("INSERT INTO embeddings (clip_id, encoder, variant, row_start, n_frames) "
-                    "SELECT clip_id, encoder, variant, row_start, n_frames FROM _sertool_new_rows")
-        finally:
-            con.unregister("_sertool_new_rows")
+        with self.catalog.transaction() as cat:
+            cat.con.register("_sertool_new_rows", df)
+            try:
+                cat.execute("INSERT INTO embeddings (clip_id, encoder, variant, row_start, n_frames) "
+                            "SELECT clip_id, encoder, variant, row_start, n_frames FROM _sertool_new_rows")
+            finally:
+                cat.con.unregister("_sertool_new_rows")
         self._done.update(ids)
         self.next_row = end
         return int(lengths.sum())

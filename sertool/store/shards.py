@@ -9,6 +9,10 @@ committed byte: new chunks go past the end of the file and the index (a few KB) 
 one ``pwrite``. A kill -9 therefore cannot damage clips committed earlier in the same shard, which
 a zarr-python partial-shard write (read, merge, rewrite the whole file) would make expensive.
 
+A shard file with a second name (a merge hard-links a segment's full shards into the store, see
+`store.merge`) is never written in place: `ShardAppender` first gives its own name a copy of its
+own (`_unshare`), so the other store's frames cannot change under it.
+
 Only arrays whose layout we recognise take this path (`ShardLayout.from_metadata` returns None for
 anything else: compressed codecs, index at the end, other dtypes); the store falls back to zarr's
 own API for those. Bytes written here are exactly what zarr-python reads back (tests check it).
@@ -260,47 +264,78 @@ class ShardAppender:
             row += take
 
     def _write_shard(self, k: int, r0: int, block: np.ndarray) -> None:
-        L = self.layout
-        path = L.shard_path(k)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        path = self.layout.shard_path(k)
+        fd = -1
         try:
-            size = os.fstat(fd).st_size
-            if size >= L.index_bytes:
-                index = decode_index(os.pread(fd, L.index_bytes, 0), L)
-            else:
-                index = np.full((L.chunks_per_shard, 2), MISSING, dtype=np.uint64)
-            present = index[:, 0] != MISSING
-            if np.any(present & (index[:, 1] != L.chunk_bytes)):
-                raise ValueError(f"{path}: holds compressed chunks; cannot append in place")
-            data_end = max([L.index_bytes] + [int(o + n) for o, n in index[present]])
-            c0, c1 = r0 // L.chunk_frames, (r0 + len(block) - 1) // L.chunk_frames
-            for c in range(c0, c1 + 1):
-                if index[c, 0] == MISSING:  # new chunk: place it past everything else
-                    index[c] = (data_end, L.chunk_bytes)
-                    data_end += L.chunk_bytes
-            # Data: one pwrite per run of chunks that are contiguous in the file.
-            row = r0
-            stop = r0 + len(block)
-            while row < stop:
-                c, rc = divmod(row, L.chunk_frames)
-                run_end = (c + 1) * L.chunk_frames
-                while (
-                    run_end < stop
-                    and index[run_end // L.chunk_frames, 0] == index[c, 0]
-                    + np.uint64((run_end // L.chunk_frames - c) * L.chunk_bytes)
-                ):
-                    run_end += L.chunk_frames
-                run_end = min(run_end, stop)
-                buf = block[row - r0 : run_end - r0]
-                off = int(index[c, 0]) + rc * L.row_bytes
-                mv = memoryview(buf).cast("B")
-                while mv:
-                    w = os.pwrite(fd, mv, off)
-                    mv, off = mv[w:], off + w
-                row = run_end
-            if os.fstat(fd).st_size < data_end:
-                os.ftruncate(fd, data_end)  # a partly filled last chunk still has its full size
-            os.pwrite(fd, encode_index(index), 0)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            if os.fstat(fd).st_nlink > 1:  # shared with a segment (see `_unshare`): never write it in place
+                os.close(fd)
+                fd = -1
+                fd = _unshare(path)
+            self._write_open_shard(fd, path, r0, block)
+        except OSError as e:  # name the file: "no space left on device" should say where
+            raise OSError(e.errno, e.strerror, str(path)) from None
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
+
+    def _write_open_shard(self, fd: int, path: Path, r0: int, block: np.ndarray) -> None:
+        L = self.layout
+        size = os.fstat(fd).st_size
+        if size >= L.index_bytes:
+            index = decode_index(os.pread(fd, L.index_bytes, 0), L)
+        else:
+            index = np.full((L.chunks_per_shard, 2), MISSING, dtype=np.uint64)
+        present = index[:, 0] != MISSING
+        if np.any(present & (index[:, 1] != L.chunk_bytes)):
+            raise ValueError(f"{path}: holds compressed chunks; cannot append in place")
+        data_end = max([L.index_bytes] + [int(o + n) for o, n in index[present]])
+        c0, c1 = r0 // L.chunk_frames, (r0 + len(block) - 1) // L.chunk_frames
+        for c in range(c0, c1 + 1):
+            if index[c, 0] == MISSING:  # new chunk: place it past everything else
+                index[c] = (data_end, L.chunk_bytes)
+                data_end += L.chunk_bytes
+        # Data: one pwrite per run of chunks that are contiguous in the file.
+        row = r0
+        stop = r0 + len(block)
+        while row < stop:
+            c, rc = divmod(row, L.chunk_frames)
+            run_end = (c + 1) * L.chunk_frames
+            while (
+                run_end < stop
+                and index[run_end // L.chunk_frames, 0] == index[c, 0]
+                + np.uint64((run_end // L.chunk_frames - c) * L.chunk_bytes)
+            ):
+                run_end += L.chunk_frames
+            run_end = min(run_end, stop)
+            buf = block[row - r0 : run_end - r0]
+            off = int(index[c, 0]) + rc * L.row_bytes
+            mv = memoryview(buf).cast("B")
+            while mv:
+                w = os.pwrite(fd, mv, off)
+                mv, off = mv[w:], off + w
+            row = run_end
+        if os.fstat(fd).st_size < data_end:
+            os.ftruncate(fd, data_end)  # a partly filled last chunk still has its full size
+        os.pwrite(fd, encode_index(index), 0)
+
+
+def _unshare(path: Path) -> int:
+    """Give `path` a file of its own before writing it in place, and return it opened read-write.
+
+    A shard file with more than one name is shared with another store (a merge hard-links a
+    segment's full shards into the store's array): writing it in place would change the other
+    store's frames too. A copy under a temporary name replaces this name atomically; the other
+    name keeps the original bytes, and a kill at any moment leaves one of the two complete files.
+    """
+    import shutil
+
+    tmp = path.with_name(path.name + ".unshare")
+    try:
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return os.open(path, os.O_RDWR)

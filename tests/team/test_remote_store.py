@@ -98,7 +98,8 @@ def test_url_store_without_catalog_is_one_clear_line(monkeypatch):
 
 def test_merge_segments_into_an_s3_store(s3, tmp_path, monkeypatch):
     """Shard workers write local segments; merging copies their frames into the remote arrays."""
-    from sertool.store.segments import PartSpec, merge_segments, seed_segment, segment_layout
+    from sertool.store.merge import merge_segments
+    from sertool.store.segments import PartSpec, seed_segment, segment_layout
 
     layout = StoreLayout.at(f"s3://{BUCKET}/merged", tmp_path / "cat" / "catalog.duckdb")
     with Catalog(layout.catalog) as cat, cat.transaction():

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +130,53 @@ def test_torchrun_ranks_embed_one_shard_each(template, single, tmp_path):
 def test_bad_shard_spec_is_one_line():
     res = CliRunner().invoke(app, ["--store", "/nonexistent", "embed", "--part", "2/2"])
     assert res.exit_code == 2 and "0 <= I < N" in res.output
+
+
+def test_merge_refused_mid_run_then_plain_embed_then_merge_equals_plain_embeds(template, single, tmp_path):
+    """The hardening issue's sequence: `embed --part 0/2`; `embed --part 1/2` still running when `store merge`
+    is tried (refused); a plain `embed --splits Development`; `store merge`. Every clip must carry the frames a
+    plain embed makes: Train clips those of one full run (`single`), Development clips those of a plain
+    `--splits Development` run. Before the fix the refused merge had already hard-linked part 0's shard files
+    into the store, the plain embed appended into them in place, and the final merge copied its frames in."""
+    layout = _copy(template, tmp_path / "store")
+    dev = _copy(template, tmp_path / "dev")  # the reference for the Development clips
+    for lay in (layout, dev):
+        with Catalog(lay.catalog) as cat, cat.transaction():
+            cat.execute("UPDATE clips SET split = 'Development' WHERE clip_id IN ('c01', 'c04', 'c06')")
+    store = ["--store", str(layout.root)]
+    res = CliRunner().invoke(app, [*store, *EMBED, "--part", "0/2"])
+    assert res.exit_code == 0, res.output
+    worker = subprocess.Popen([_bin("sertool"), *store, *EMBED, "--part", "1/2"], env=_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        started = layout.root / "segments" / "part-1-of-2" / "embeddings.zarr"
+        deadline = time.monotonic() + 240
+        while not started.exists() and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        worker.send_signal(signal.SIGSTOP)  # frozen mid-run, holding its segment: deterministic, however fast it is
+        assert worker.poll() is None, "the part 1/2 worker finished before the merge could be tried"
+        res = CliRunner().invoke(app, [*store, "store", "merge"])
+        moved = sorted(str(p.relative_to(layout.root)) for p in layout.embeddings.rglob("c/*/0")) \
+            if layout.embeddings.exists() else []
+        worker.send_signal(signal.SIGCONT)
+        _, stderr = worker.communicate(timeout=240)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 0, stderr[-3000:]
+    assert res.exit_code == 2 and "still being written" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    for lay in (layout, dev):
+        res = CliRunner().invoke(app, ["--store", str(lay.root), *EMBED, "--splits", "Development"])
+        assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, [*store, "store", "merge"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, [*store, *EMBED])
+    assert res.exit_code == 0 and "nothing to do" in res.output, res.output
+
+    got, full, plain_dev = frames_of(layout), frames_of(single), frames_of(dev)
+    assert sorted(got) == sorted(full)
+    want = {k: (plain_dev if k[2] in ("c01", "c04", "c06") else full)[k] for k in full}
+    wrong = [k for k in want if not np.array_equal(got[k], want[k])]
+    assert wrong == [], f"{len(wrong)} of {len(want)} (clip, encoder, variant) slices differ from a plain embed"
+    assert moved == [], "the refused merge had already placed files in the store"
