@@ -96,7 +96,7 @@ class MetaModel:
                 "intercept": self.intercept.tolist()}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "MetaModel":
+    def from_dict(cls, d: Mapping[str, Any]) -> MetaModel:
         """Back from `to_dict`, shapes checked (a spec edited by hand fails here, not in a matrix product)."""
         try:
             target, members = str(d["target"]), [str(m) for m in d["members"]]

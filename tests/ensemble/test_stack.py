@@ -23,7 +23,7 @@ from sertool.ensemble.spec import EnsembleSpec
 from sertool.ensemble.stack import MetaModel, cross_fit
 from sertool.errors import InvalidOption, SertoolError
 from sertool.labels import ATTRIBUTES, CLASSES
-from sertool.metrics import CCC, F1, ccc, f1_macro
+from sertool.metrics import CCC, F1, ccc
 
 PROBS = [f"p_{c}" for c in CLASSES]
 
