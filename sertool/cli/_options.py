@@ -77,6 +77,7 @@ class Select(str, Enum):
 class Method(str, Enum):
     topk = "topk"
     greedy = "greedy"
+    stack = "stack"
 
 
 class RunKind(str, Enum):

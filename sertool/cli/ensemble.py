@@ -1,4 +1,5 @@
-"""`sertool ensemble`: average the best tracked runs per attribute (Task 2) or by macro-F1 (Task 1)."""
+"""`sertool ensemble`: average the best tracked runs per attribute (Task 2) or by macro-F1 (Task 1), or
+stack them under a meta-model cross-fitted on dev (`--method stack`)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,15 @@ from ._options import ExperimentOpt, Method, names
 def ensemble(
     ctx: typer.Context,
     task: Annotated[int, typer.Option("--task", min=1, max=2, help="1: classes by macro-F1; 2: attributes by CCC.")] = 2,
-    top: Annotated[Optional[int], typer.Option("--top", "-k", help="Members per target (greedy: the largest start bag tried).", show_default="3 for Task 2, 1 for Task 1")] = None,
+    top: Annotated[Optional[int], typer.Option("--top", "-k", help="Members per target (greedy: the largest start bag tried).", show_default="3 for Task 2 and stack, 1 for Task 1")] = None,
     method: Annotated[
-        Method, typer.Option("--method", help="topk, or greedy forward selection with replacement (Caruana).")
+        Method, typer.Option("--method", help="topk, greedy forward selection with replacement (Caruana), or stack: "
+                             "a meta-model over the top K (logistic on class log-probabilities / ridge per attribute).")
     ] = Method.topk,
+    folds: Annotated[
+        int, typer.Option("--folds", help="Stack: K-fold cross-fitting on dev; every dev figure is out of fold.")
+    ] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Stack: seed of the fold draw.")] = 0,
     experiment: ExperimentOpt = None,
     filter_string: Annotated[
         str, typer.Option("--filter", help="MLflow filter on the candidate runs, e.g. \"params.pooling = 'asp'\".")
@@ -54,6 +60,7 @@ def ensemble(
         task=task, top=top, method=method.value, experiment=experiment, filter_string=filter_string,
         stages=names(stages) or None, parent=parent, baseline=baseline, baseline_attributes=names(baseline_attributes),
         pins=tuple(pins or ()), test_split=test_split, name=name, out=out_path, include_ensembles=include_ensembles,
+        folds=folds, seed=seed,
     )
     st = state(ctx)
     result = build_ensemble(st.layout, cfg, st.tracker(experiment), console=err)
@@ -63,7 +70,8 @@ def ensemble(
 
 
 def print_result(result) -> None:
-    """One rich table per target: members (times chosen, own dev score), then the ensemble's dev score."""
+    """One rich table per target: members (times chosen, own dev score), then the ensemble's dev score
+    (a stack's out of fold)."""
     from rich import box
     from rich.table import Table
 
@@ -75,7 +83,8 @@ def print_result(result) -> None:
         for m in rep.members:
             table.add_row(m.name, m.member[:8], str(m.count), f"{m.dev:.4f}")
         table.add_section()
-        table.add_row("[bold]ensemble[/]", "", str(sum(m.count for m in rep.members)), f"[bold]{rep.ensemble_dev:.4f}[/]")
+        label = f"stack ({result.spec.extra.get('folds')}-fold, out of fold)" if result.stacks else "ensemble"
+        table.add_row(f"[bold]{label}[/]", "", str(sum(m.count for m in rep.members)), f"[bold]{rep.ensemble_dev:.4f}[/]")
         table.add_row("best single run", "", "1", f"{rep.best_single_dev:.4f}")
         out.print(table)
     figures = "  ".join(f"{k} {v:.4f}" for k, v in result.dev_metrics.items())

@@ -3,7 +3,8 @@
 `build_ensemble(layout, EnsembleConfig(...))` does the whole command; `EnsembleSpec` is what an
 ensemble run records (and what `sertool predict` reads back to average the same members on new audio).
 Modules: `members` (run search, checks), `truth` (dev labels, scores), `select` (top-K, greedy),
-`spec` (members and weights), `challenge` (challenge files), `build` (the command).
+`spec` (members and weights), `stack` (cross-fitted meta-models), `challenge` (challenge files),
+`build` (the command).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ _LAZY = {
     "build_ensemble": "build",
     "EnsembleSpec": "spec",
     "blend": "spec",
+    "combine": "stack",
 }
 
 __all__ = list(_LAZY)

@@ -2,11 +2,13 @@
 
     candidates (run search, stage filter, pins) -> checks (fingerprints, clip sets) -> dev truth (catalog)
     -> per target: top-K or greedy on dev -> averaged predictions of every split
+                   (stack: top-K -> meta-model, cross-fitted on dev -> its predictions of every split)
     -> MLflow run (kind ensemble, same artifact layout as a training run) + challenge files
 
 Task 2 selects separately for each attribute by dev CCC (the paper's best-per-attribute ensemble);
 Task 1 selects by dev macro-F1 on averaged class probabilities. Test splits never influence a choice.
-Dev figures are the official scoring's (`metrics.score`), and the Development predictions are also
+A stacked ensemble's dev figures and Development predictions are out-of-fold (`stack`). Dev figures
+are the official scoring's (`metrics.score`), and the Development predictions are also
 written in the challenge format, so `sertool score` on that file reproduces them.
 """
 
@@ -30,7 +32,8 @@ from .challenge import read_task2, write_submission
 from .config import EnsembleConfig, EnsembleResult, MemberScore, TargetReport
 from .members import Candidate, check_clip_sets, check_fingerprints, find_candidates, load_candidates
 from .select import Selection, greedy, top_k
-from .spec import BASELINE, CLASS, TARGETS, EnsembleSpec, blend
+from .spec import BASELINE, CLASS, TARGETS, EnsembleSpec
+from .stack import StackFit, combine, cross_fit, out_of_fold
 from .truth import Truth, load_truth
 
 if TYPE_CHECKING:
@@ -92,6 +95,21 @@ def _select(cfg: EnsembleConfig, arrays: np.ndarray, scorer, always: list[int]) 
     if cfg.method == "topk":
         return top_k(arrays, scorer, cfg.top, always=always)
     return greedy(arrays, scorer, cfg.top, always=always, max_steps=cfg.greedy_steps)
+
+
+def _stack(cfg: EnsembleConfig, target: str, arrays: np.ndarray, ids: list[str], scorer, always: list[int],
+           truth: Truth) -> tuple[Selection, StackFit]:
+    """The top K (and the pinned) as a meta-model's inputs, cross-fitted on the rows the target scores;
+    its score is the out-of-fold one."""
+    bag = top_k(arrays, scorer, cfg.top, always=always).bag
+    t = truth.targets
+    if target == CLASS:
+        y, rows = t.class_target, t.class_rows
+    else:
+        j = ATTRIBUTES.index(target)
+        y, rows = t.attrs[:, j], t.attribute_rows(j)
+    fit = cross_fit(target, [ids[i] for i in bag], arrays[bag], y, rows, cfg.folds, cfg.seed)
+    return Selection(bag, scorer(fit.oof)), fit
 
 
 def _tables(cands: list[Candidate], baseline: dict[str, "pd.DataFrame"], split: str):
@@ -160,13 +178,17 @@ def build_ensemble(
     names = {c.run_id: c.run.name for c in cands} | {BASELINE: f"baseline {cfg.baseline.name}" if cfg.baseline else ""}
     members: dict[str, list[str]] = {}
     reports: dict[str, TargetReport] = {}
+    stacks: dict[str, StackFit] = {}
     for target in TARGETS[cfg.task]:
         scorer = truth.f1_scorer() if target == CLASS else truth.ccc_scorer(target)
         with_baseline = bool(baseline) and target in cfg.baseline_attributes
         ids = [c.run_id for c in cands] + ([BASELINE] if with_baseline else [])
         arrays = _target_arrays(target, cands, baseline.get(DEV) if with_baseline else None)
         always = [i for i, r in enumerate(ids) if target in pinned.get(r, ()) or r == BASELINE]
-        sel = _select(cfg, arrays, scorer, always)
+        if cfg.method == "stack":
+            sel, stacks[target] = _stack(cfg, target, arrays, ids, scorer, always, truth)
+        else:
+            sel = _select(cfg, arrays, scorer, always)
         members[target] = [ids[i] for i in sel.bag]
         singles = [scorer(arrays[i]) for i in range(len(arrays))]
         order = list(dict.fromkeys(sel.bag))
@@ -180,15 +202,18 @@ def build_ensemble(
                         baseline=str(cfg.baseline) if cfg.baseline else None, test_split=cfg.test_split,
                         candidates=len(cands),
                         extra={"baseline_attributes": list(cfg.baseline_attributes) if cfg.baseline else [],
-                               "pins": list(cfg.pins), "stages": list(cfg.stages or ())})
-    weights = spec.all_weights()
+                               "pins": list(cfg.pins), "stages": list(cfg.stages or ()),
+                               **({"folds": cfg.folds, "seed": cfg.seed} if stacks else {})},
+                        meta={t: f.model.to_dict() for t, f in stacks.items()})
     used = set(spec.run_ids())
     chosen = [c for c in cands if c.run_id in used]
     predictions: dict[str, Predictions] = {}
     for split, clip_ids in split_ids.items():
         if baseline and split not in baseline:
             continue
-        predictions[split] = Predictions(clip_ids, *blend(weights, *_tables(chosen, baseline, split)))
+        predictions[split] = Predictions(clip_ids, *combine(spec, *_tables(chosen, baseline, split)))
+    if stacks:  # dev as scored: every stacked target out of fold
+        predictions[DEV] = Predictions(split_ids[DEV], *out_of_fold(predictions[DEV].probs, predictions[DEV].attrs, stacks))
     dev_preds = predictions[DEV]
     dev_metrics = _dev_metrics(cfg.task, truth, dev_preds.probs, dev_preds.attrs)
 
@@ -197,7 +222,8 @@ def build_ensemble(
                            _file_names(layout, list(test.clip_ids), cfg.test_split, notes), test)
     dev_file = write_submission(cfg.submission_path(layout, DEV), cfg.task,
                                 _file_names(layout, list(dev_preds.clip_ids), DEV, []), dev_preds)
-    result = EnsembleResult(spec, cfg.run_name, reports, dev_metrics, predictions, out, dev_file, notes=notes)
+    result = EnsembleResult(spec, cfg.run_name, reports, dev_metrics, predictions, out, dev_file, notes=notes,
+                            stacks=stacks)
     schemes = {c.run.tags.get(SPLITS_TAG) for c in chosen} - {None}
     result.run_id = log_ensemble(tracker, result, fingerprints,
                                  {SPLITS_TAG: schemes.pop()} if len(schemes) == 1 else {}, cfg.experiment)

@@ -2,8 +2,10 @@
 
 Defaults follow the paper: Task 2 averages, per attribute, the 3 runs with the best dev CCC; an
 external baseline, when given, joins arousal and dominance only; Task 1 submits the single best run.
-Candidates are the finished runs of the task's own stage and pre-training (a Task 1 fine-tune, which
-never trained the attribute head, is no candidate for a Task 2 attribute).
+`--method stack` fits a meta-model over the top K (3 by default, for either task) instead of averaging
+them (`stack`), cross-fitted in `folds` folds drawn with `seed`. Candidates are the finished runs of the
+task's own stage and pre-training (a Task 1 fine-tune, which never trained the attribute head, is no
+candidate for a Task 2 attribute).
 """
 
 from __future__ import annotations
@@ -14,17 +16,20 @@ from typing import TYPE_CHECKING
 
 from ..errors import InvalidOption
 from ..labels import ATTRIBUTES
-from .spec import TARGETS, EnsembleSpec
+from .spec import METHODS, TARGETS, EnsembleSpec
 
 if TYPE_CHECKING:
     from ..predictions import Predictions
     from ..store.layout import StoreLayout
+    from .stack import StackFit
 
 SUBMISSIONS_DIR = "submissions"
 TASK_STAGES: dict[int, tuple[str, ...]] = {1: ("task1", "pretrain"), 2: ("task2", "pretrain")}
 """Default candidates of each task: runs of these stages."""
 DEFAULT_TOP: dict[int, int] = {1: 1, 2: 3}
 """Task 1: the paper submitted one model; Task 2: the 3 best per attribute."""
+STACK_TOP = 3
+"""A stack's default K on either task (a meta-model over one member would only recalibrate it)."""
 
 
 @dataclass(frozen=True)
@@ -34,9 +39,11 @@ class EnsembleConfig:
     task: int = 2
     """1: class probabilities by macro-F1; 2: each attribute by CCC."""
     top: int | None = None
-    """K: members per target (top-K), or the largest start bag greedy tries (default: 1 for Task 1, 3 for Task 2)."""
+    """K: members per target (top-K and stack), or the largest start bag greedy tries (default: 1 for Task 1,
+    3 for Task 2 and for stack)."""
     method: str = "topk"
-    """`topk` or `greedy` (Caruana forward selection with replacement, from every top-k start, k <= K)."""
+    """`topk`, `greedy` (Caruana forward selection with replacement, from every top-k start, k <= K) or
+    `stack` (a meta-model over the top K, cross-fitted on dev)."""
     experiment: str | None = None
     filter_string: str = ""
     """MLflow search filter on the candidates (tags, params, metrics)."""
@@ -60,18 +67,28 @@ class EnsembleConfig:
     include_ensembles: bool = False
     """Let earlier ensemble runs be candidates too."""
     greedy_steps: int = 25
+    folds: int = 5
+    """Stack: K of the K-fold cross-fitting behind every dev figure (at least 2)."""
+    seed: int = 0
+    """Stack: seed of the fold draw."""
 
     def __post_init__(self) -> None:
         if self.task not in TARGETS:
             raise InvalidOption("task", f"must be 1 or 2, got {self.task}")
         if self.top is None:
-            object.__setattr__(self, "top", DEFAULT_TOP[self.task])
+            object.__setattr__(self, "top", STACK_TOP if self.method == "stack" else DEFAULT_TOP[self.task])
         if self.stages is None:
             object.__setattr__(self, "stages", TASK_STAGES[self.task])
-        if self.method not in ("topk", "greedy"):
-            raise InvalidOption("method", f"must be topk or greedy, got {self.method!r}")
+        if self.method not in METHODS:
+            raise InvalidOption("method", f"must be {', '.join(METHODS[:-1])} or {METHODS[-1]}, got {self.method!r}")
         if self.top < 1:
             raise InvalidOption("top", f"must be at least 1, got {self.top}")
+        if self.folds < 2:
+            raise InvalidOption("folds", f"must be at least 2 (each fold is predicted by a meta-model fit on the "
+                                         f"others), got {self.folds}")
+        if self.method == "stack" and self.baseline is not None:
+            raise InvalidOption("baseline", "cannot join a stacked ensemble: its meta-model needs every member's "
+                                "predictions, and the baseline has none for new audio (`sertool predict`)")
         if self.baseline is not None and self.task == 1:
             raise InvalidOption("baseline", "takes a Task 2 file (FileName,EmoAct,EmoVal,EmoDom); "
                                 "Task 1 ensembles average class probabilities, which it does not have")
@@ -132,3 +149,5 @@ class EnsembleResult:
     run_id: str | None = None
     notes: list[str] = field(default_factory=list)
     """Things the user should know (runs left out, splits dropped, clips missing from the submission)."""
+    stacks: dict[str, "StackFit"] = field(default_factory=dict)
+    """Stack: each target's kept meta-model, out-of-fold dev predictions and the fold of every dev clip."""

@@ -8,6 +8,9 @@ The other outputs of an ensemble follow from its bags so that its predictions ta
 training run's has: a Task 2 ensemble's class probabilities average every distinct run it uses, a Task 1
 ensemble's attributes average its class bag. `weights()` states those rules once, for the ensemble's own
 tables and for `sertool predict`.
+
+A stacked ensemble (`method` stack) has, besides, a meta-model per target (`meta`, see `stack`) that
+replaces that target's average: its members are the meta-model's inputs, each once, in feature order.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ TARGETS: dict[int, tuple[str, ...]] = {1: (CLASS,), 2: ATTRIBUTES}
 """What each task selects members for."""
 ALL_TARGETS: tuple[str, ...] = (CLASS, *ATTRIBUTES)
 
-Method = Literal["topk", "greedy"]
+Method = Literal["topk", "greedy", "stack"]
+METHODS: tuple[str, ...] = ("topk", "greedy", "stack")
+"""topk and greedy average members; stack fits a meta-model over them."""
 
 
 @dataclass
@@ -47,15 +52,24 @@ class EnsembleSpec:
     candidates: int = 0
     """How many runs were eligible."""
     extra: dict[str, Any] = field(default_factory=dict)
+    """What else the command was asked (pins, stages, baseline attributes; a stack's folds and seed)."""
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Stacked ensembles: target -> its meta-model as plain numbers (`stack.MetaModel.to_dict`)."""
 
     def __post_init__(self) -> None:
         if self.task not in TARGETS:
             raise InvalidOption("task", f"must be 1 or 2, got {self.task}")
-        if self.method not in ("topk", "greedy"):
-            raise InvalidOption("method", f"must be topk or greedy, got {self.method!r}")
+        if self.method not in METHODS:
+            raise InvalidOption("method", f"must be {', '.join(METHODS[:-1])} or {METHODS[-1]}, got {self.method!r}")
         missing = [t for t in TARGETS[self.task] if not self.members.get(t)]
         if missing:
             raise SertoolError(f"ensemble spec: no members for {', '.join(missing)}")
+        if self.method == "stack":
+            unfit = [t for t in TARGETS[self.task] if (self.meta.get(t) or {}).get("members") != self.members[t]]
+            if unfit:
+                raise SertoolError(f"ensemble spec: stacked, but no meta-model over the members of {', '.join(unfit)}")
+        elif self.meta:
+            raise SertoolError(f"ensemble spec: meta-models in a {self.method} ensemble (only stack has them)")
 
     def run_ids(self) -> list[str]:
         """Distinct member runs (baseline excluded), in first-chosen order."""
@@ -94,7 +108,7 @@ class EnsembleSpec:
         return {
             "task": self.task, "method": self.method, "top": self.top, "members": self.members,
             "baseline": self.baseline, "test_split": self.test_split, "candidates": self.candidates,
-            "extra": self.extra,
+            "extra": self.extra, **({"meta": self.meta} if self.meta else {}),
         }
 
     @classmethod
@@ -103,16 +117,19 @@ class EnsembleSpec:
             task=int(d["task"]), method=str(d["method"]), top=int(d["top"]),
             members={k: list(v) for k, v in d["members"].items()}, baseline=d.get("baseline"),
             test_split=d.get("test_split", "Test3"), candidates=int(d.get("candidates", 0)),
-            extra=dict(d.get("extra", {})),
+            extra=dict(d.get("extra", {})), meta={k: dict(v) for k, v in d.get("meta", {}).items()},
         )
 
     def params(self) -> dict[str, Any]:
-        """Flat params for the tracker: `ensemble.members.<target>` = comma-joined run ids."""
+        """Flat params for the tracker: `ensemble.members.<target>` = comma-joined run ids (a stack's also
+        its folds, seed and `ensemble.meta.<target>` = logistic or ridge)."""
+        stacked = {"ensemble.folds": self.extra.get("folds"), "ensemble.seed": self.extra.get("seed"),
+                   **{f"ensemble.meta.{t}": m.get("model") for t, m in self.meta.items()}} if self.meta else {}
         return {
             "ensemble.task": self.task, "ensemble.method": self.method, "ensemble.top": self.top,
             "ensemble.test_split": self.test_split, "ensemble.candidates": self.candidates,
             "ensemble.baseline": self.baseline or "none",
-            **{f"ensemble.members.{t}": ",".join(ms) for t, ms in self.members.items()},
+            **{f"ensemble.members.{t}": ",".join(ms) for t, ms in self.members.items()}, **stacked,
         }
 
 

@@ -3,7 +3,8 @@
     run / ensemble -> the training runs and the weight each has per target (ensembles expand, nested too)
     -> their checkpoints -> the encoders they were trained on, checked by fingerprint
     file -> 16 kHz mono -> windows -> transcript (Whisper ASR, or --transcript) -> frames -> every model
-    -> class probabilities + arousal/valence/dominance, averaged as the ensemble does
+    -> class probabilities + arousal/valence/dominance, combined as the ensemble does (averages, or a
+       stacked ensemble's meta-models)
 
 Frames go through float16 before the model sees them, as they do in the store. A file longer than one
 window gets a row per window and a row for the whole file (the windows' average, weighted by their
@@ -109,14 +110,14 @@ class Prediction:
 class PredictReport:
     run: "RunInfo"
     members: dict[str, dict[str, float]]
-    """Target -> training run id -> weight."""
+    """Target -> training run id -> weight (`Plan.weights`: a stacked target's runs feed its meta-model)."""
     rows: list[Prediction] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """(file, reason) of files that could not be used (unreadable, too short or too long)."""
     notes: list[str] = field(default_factory=list)
 
 
-# -- which runs, with which weight ---------------------------------------------------------------------
+# -- which runs, combined how --------------------------------------------------------------------------
 
 def load_spec(tracker: "Tracker", run: "RunInfo"):
     """An ensemble run's `EnsembleSpec` (from `ensemble.json`)."""
@@ -132,33 +133,62 @@ def load_spec(tracker: "Tracker", run: "RunInfo"):
         return EnsembleSpec.from_dict(json.loads(Path(path).read_text()))
 
 
-def member_weights(tracker: "Tracker", run: "RunInfo", notes: list[str], _depth: int = 0) -> dict[str, dict[str, float]]:
-    """Training run id -> weight for each target (`class`, arousal, valence, dominance).
+@dataclass
+class Plan:
+    """How a run's predictions come from training runs' outputs: a training run is itself; an ensemble
+    combines its members' plans as it did on the corpus (averages, and a stack's meta-models, which no
+    weights can express: hence a tree rather than weights per run). Nested ensembles nest."""
 
-    A training run is all of itself; an ensemble is its members' weights (nested ensembles expand).
-    The external baseline only exists for corpus clips, so on new audio it is left out.
+    run: "RunInfo"
+    spec: Any = None
+    """The ensemble's `EnsembleSpec`; None for a training run."""
+    members: dict[str, "Plan"] = field(default_factory=dict)
+
+    def weights(self) -> dict[str, dict[str, float]]:
+        """Target -> training run id -> its share of that output (for the report and to know which
+        checkpoints to load). A stacked target lists the runs that feed its meta-model, equally."""
+        from ..ensemble.spec import ALL_TARGETS, BASELINE
+
+        if self.spec is None:
+            return {t: {self.run.run_id: 1.0} for t in ALL_TARGETS}
+        sub = {m: p.weights() for m, p in self.members.items()}
+        out: dict[str, dict[str, float]] = {t: {} for t in ALL_TARGETS}
+        for t in ALL_TARGETS:
+            w = {m: x for m, x in self.spec.weights(t).items() if m != BASELINE}
+            total = sum(w.values())
+            for m, x in w.items():
+                for r, y in sub[m][t].items():
+                    out[t][r] = out[t].get(r, 0.0) + x / total * y
+        return out
+
+    def outputs(self, probs: dict[str, np.ndarray], attrs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """This run's (N, 8) probabilities and (N, 3) attributes from every training run's arrays."""
+        from ..ensemble.stack import combine
+
+        if self.spec is None:
+            return probs[self.run.run_id], attrs[self.run.run_id]
+        outs = {m: p.outputs(probs, attrs) for m, p in self.members.items()}
+        return combine(self.spec, {m: o[0] for m, o in outs.items()}, {m: o[1] for m, o in outs.items()})
+
+
+def load_plan(tracker: "Tracker", run: "RunInfo", notes: list[str], _depth: int = 0) -> Plan:
+    """The plan of a run or ensemble (specs and meta-models read and checked before any checkpoint).
+
+    The external baseline only exists for corpus clips, so on new audio it is left out of averages (a
+    stacked ensemble never has one).
     """
-    from ..ensemble.spec import ALL_TARGETS, BASELINE
+    from ..ensemble.stack import meta_models
 
     if run.kind != "ensemble":
-        return {t: {run.run_id: 1.0} for t in ALL_TARGETS}
+        return Plan(run)
     if _depth > 8:
         raise SertoolError(f"ensemble {run.name} ({run.run_id[:8]}) nests too deeply")
     spec = load_spec(tracker, run)
+    meta_models(spec)
     if spec.baseline:
         notes.append(f"{run.name}: its baseline ({spec.baseline}) has no predictions for new audio; "
                      "averaged without it")
-    sub: dict[str, dict[str, dict[str, float]]] = {}
-    out: dict[str, dict[str, float]] = {t: {} for t in ALL_TARGETS}
-    for t in ALL_TARGETS:
-        w = {m: x for m, x in spec.weights(t).items() if m != BASELINE}
-        total = sum(w.values())
-        for m, x in w.items():
-            if m not in sub:
-                sub[m] = member_weights(tracker, tracker.get_run(m), notes, _depth + 1)
-            for r, y in sub[m][t].items():
-                out[t][r] = out[t].get(r, 0.0) + x / total * y
-    return out
+    return Plan(run, spec, {m: load_plan(tracker, tracker.get_run(m), notes, _depth + 1) for m in spec.run_ids()})
 
 
 # -- models and encoders -------------------------------------------------------------------------------
@@ -271,12 +301,11 @@ def load_models(
 
 # -- one file --------------------------------------------------------------------------------------------
 
-def predict_windows(loaded: _Loaded, weights: dict[str, dict[str, float]], pieces: list[np.ndarray],
+def predict_windows(loaded: _Loaded, plan: Plan, pieces: list[np.ndarray],
                     texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(W, 8) probabilities and (W, 3) attributes of the windows, blended over the runs."""
+    """(W, 8) probabilities and (W, 3) attributes of the windows, combined over the runs by the plan."""
     import torch
 
-    from ..ensemble.spec import blend
     from ..store.reader import pad_batch
 
     inputs = {}
@@ -291,10 +320,10 @@ def predict_windows(loaded: _Loaded, weights: dict[str, dict[str, float]], piece
             out = model({n: (x.to(device), l.to(device)) for n, (x, l) in inputs.items() if n in model.config.encoders})
             probs[rid] = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
             attrs[rid] = out.attributes.float().cpu().numpy()
-    return blend(weights, probs, attrs)
+    return plan.outputs(probs, attrs)
 
 
-def predict_file(loaded: _Loaded, weights: dict[str, dict[str, float]], path: Path, cfg: PredictConfig) -> list[Prediction]:
+def predict_file(loaded: _Loaded, plan: Plan, path: Path, cfg: PredictConfig) -> list[Prediction]:
     """Rows for one file: one per window and, for several windows, the whole file. `BadInput` for a file
     that cannot be used (the caller reports and skips it)."""
     from ..audio import load_audio, read_header, resampled_length
@@ -313,7 +342,7 @@ def predict_file(loaded: _Loaded, weights: dict[str, dict[str, float]], path: Pa
         texts = loaded.asr.transcribe(pieces)
     else:
         texts = [None] * len(pieces)
-    probs, attrs = predict_windows(loaded, weights, pieces, texts)
+    probs, attrs = predict_windows(loaded, plan, pieces, texts)
     name = str(path)
     if len(spans) == 1:
         return [Prediction(name, None, 0.0, len(wav) / SAMPLE_RATE, texts[0], probs[0], attrs[0])]
@@ -344,14 +373,15 @@ def predict_files(
         raise SertoolError("no audio files given")
     run = tracker.resolve_run(ref, cfg.experiment)
     report = PredictReport(run, {})
-    report.members = member_weights(tracker, run, report.notes)
+    plan = load_plan(tracker, run, report.notes)
+    report.members = plan.weights()
     run_ids = list(dict.fromkeys(r for w in report.members.values() for r in w))
     loaded = load_models(tracker, layout, run_ids, cfg, need_asr=cfg.transcript is None)
     with progress_bar(console, transient=True) as progress:
         task = progress.add_task("predicting", total=len(files))
         for f in files:
             try:
-                report.rows += predict_file(loaded, report.members, Path(f), cfg)
+                report.rows += predict_file(loaded, plan, Path(f), cfg)
             except BadInput as e:
                 report.skipped.append((str(f), str(e)))
             progress.advance(task)

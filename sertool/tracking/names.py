@@ -12,8 +12,8 @@ Artifact layout of a training run::
     plots/<name>.png               confusion matrix, attribute scatter plots
     config.json                    the full resolved run config (also flattened into params)
 
-An ensemble run adds `ensemble.json` (its members) and `submission/<file>.csv`; a sweep's parent run
-holds `recipe/<file>.toml` and `sweep_summary.csv`.
+An ensemble run adds `ensemble.json` (its members; a stacked one's meta-models as plain numbers) and
+`submission/<file>.csv`; a sweep's parent run holds `recipe/<file>.toml` and `sweep_summary.csv`.
 """
 
 from __future__ import annotations

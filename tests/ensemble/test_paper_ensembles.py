@@ -3,8 +3,8 @@
 - Greedy selection never ends below its best member on dev, even where the top-K average is worse.
 - Candidates are the task's own stage and pre-training by default (a Task 1 fine-tune is no Task 2
   attribute candidate); Task 1 submits the single best run; `--pin RUN:attribute` keeps a member.
-- Every ensemble also writes its Development predictions in the challenge format, and `sertool score`
-  on that file gives the figures the ensemble logged.
+- Every ensemble (stacked ones too) also writes its Development predictions in the challenge format,
+  and `sertool score` on that file gives the figures the ensemble logged.
 - `sertool score` refuses bad files with one line naming file, row and field.
 """
 
@@ -73,10 +73,11 @@ def _score(world, path, *extra: str):
     return CliRunner().invoke(app, ["--store", str(world.layout.root), "score", str(path), *extra])
 
 
-@pytest.mark.parametrize("task", [2, 1])
-def test_score_of_the_dev_file_equals_the_logged_figures(world, tracker, tmp_path, task):
-    cfg = EnsembleConfig(task=task, top=2, experiment="ens", name=f"scored-t{task}", stages=("task2",),
-                         out=tmp_path / f"t{task}.csv")
+@pytest.mark.parametrize("task,method", [(2, "topk"), (1, "topk"), (2, "stack"), (1, "stack")])
+def test_score_of_the_dev_file_equals_the_logged_figures(world, tracker, tmp_path, task, method):
+    """(A stack's Development file holds its out-of-fold predictions, which its figures score.)"""
+    cfg = EnsembleConfig(task=task, top=2, method=method, experiment="ens", name=f"scored-t{task}-{method}",
+                         stages=("task2",), out=tmp_path / f"t{task}.csv")
     result = build_ensemble(world.layout, cfg, tracker)
     assert result.dev_file.name == f"t{task}_Development.csv"
     header = result.dev_file.read_text().splitlines()[0]

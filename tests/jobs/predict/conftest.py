@@ -3,6 +3,8 @@
 The tiny encoders are built offline into the test store; small `FusionModel`s with random weights are
 saved with the training code's checkpoint helpers and logged as train runs whose tags and checkpoint
 config carry the encoders' real fingerprints; an ensemble run records members as `sertool ensemble` does.
+Stacked ensembles are made by `sertool ensemble --method stack` itself, over two such runs that also
+carry dev and Test3 predictions of a small labelled catalog.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ class Setup:
 
 
 def _log_checkpoint(tracker, tmp: Path, name: str, seed: int, encoders: dict, experiment: str,
-                    fingerprints: dict[str, str] | None = None, aux: dict[str, int] | None = None):
+                    fingerprints: dict[str, str] | None = None, tags: dict[str, str] | None = None,
+                    predictions: dict | None = None, metrics: dict[str, float] | None = None,
+                    aux: dict[str, int] | None = None):
     import torch
 
     from sertool.model.fusion import FusionConfig, FusionModel
@@ -66,8 +70,11 @@ def _log_checkpoint(tracker, tmp: Path, name: str, seed: int, encoders: dict, ex
                           classes=list(CLASSES), attributes=list(ATTRIBUTES))
     weights = save_checkpoint(tmp / name, model.state_dict(), info)
     with tracker.start("train", experiment=experiment, run_name=name,
-                       tags={encoder_tag(n): fp for n, fp in fps.items()}) as run:
+                       tags={encoder_tag(n): fp for n, fp in fps.items()} | (tags or {})) as run:
         run.log_checkpoint(weights, info.to_dict())
+        run.log_metrics(metrics or {})
+        for split, df in (predictions or {}).items():
+            run.log_predictions(split, df)
     return run.run_id, model
 
 
@@ -126,3 +133,62 @@ def cli_env(setup, monkeypatch):
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", setup.experiment)
     monkeypatch.setenv("COLUMNS", "200")
     return setup
+
+
+@dataclass
+class Stacked:
+    experiment: str
+    run_ids: dict[str, str]  # name -> run id
+
+
+@pytest.fixture(scope="module")
+def stacked(setup, tmp_path_factory) -> Stacked:
+    """Stacked ensembles `stack-t1` and `stack-t2` (experiment `predict-stack`) over `stk-a` and `stk-b`:
+    the checkpoints of tiny-a and tiny-b (same seeds), with dev predictions of a 40-clip catalog that
+    make both members worth a meta-model weight."""
+    import pandas as pd
+
+    from sertool.ensemble.build import EnsembleConfig, build_ensemble
+    from sertool.labels import ATTRIBUTES, CLASSES
+    from sertool.metrics import CCC, F1, best
+    from sertool.store.catalog import Catalog
+    from sertool.store.layout import StoreLayout
+    from sertool.tracking.names import STAGE_TAG
+
+    root = tmp_path_factory.mktemp("stack")
+    layout = StoreLayout.at(root / "store")
+    rng = np.random.default_rng(4)
+    dev = [f"MSP-PODCAST_0100_{i:04d}" for i in range(40)]
+    test3 = [f"MSP-PODCAST_test3_{i:04d}" for i in range(6)]
+    truth = rng.uniform(1.5, 6.5, (40, 3)).round(2)
+    emotions = [CLASSES[i % len(CLASSES)] for i in range(40)]
+    with Catalog(layout.catalog) as cat, cat.transaction():
+        for ids, split in ((dev, "Development"), (test3, "Test3")):
+            for c in ids:
+                cat.execute("INSERT INTO clips (clip_id, corpus, path, split) VALUES (?, 'msp', ?, ?)",
+                            [c, f"Audios/{c}.wav", split])
+        for c, e, (a, v, d) in zip(dev, emotions, truth):
+            cat.execute("INSERT INTO labels (clip_id, emotion, arousal, valence, dominance) VALUES (?, ?, ?, ?, ?)",
+                        [c, e, a, v, d])
+
+    def table(ids, attrs, probs):
+        return pd.DataFrame({"clip_id": ids, **{f"p_{c}": probs[:, j] for j, c in enumerate(CLASSES)},
+                             "pred_class": [CLASSES[i] for i in probs.argmax(axis=1)],
+                             **{a: attrs[:, j] for j, a in enumerate(ATTRIBUTES)}})
+
+    onehot = np.eye(len(CLASSES))[[CLASSES.index(e) for e in emotions]]
+    out, experiment = {}, "predict-stack"
+    for name, seed in (("stk-a", 1), ("stk-b", 2)):
+        logits = 2.0 * onehot + rng.normal(0, 1, onehot.shape)
+        probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        attrs = np.clip(truth + rng.normal(0, 0.8, truth.shape), 1, 7)
+        t3 = table(test3, rng.uniform(1, 7, (6, 3)), rng.dirichlet(np.ones(8), 6))
+        metrics = {best(F1): 0.5, **{best(CCC[a]): 0.5 for a in ATTRIBUTES}}
+        out[name], _ = _log_checkpoint(setup.tracker, root, name, seed, setup.encoders, experiment,
+                                       tags={STAGE_TAG: "task2"}, metrics=metrics,
+                                       predictions={"Development": table(dev, attrs, probs), "Test3": t3})
+    for task in (1, 2):
+        cfg = EnsembleConfig(task=task, method="stack", top=2, folds=4, experiment=experiment,
+                             stages=("task2",), name=f"stack-t{task}")
+        out[f"stack-t{task}"] = build_ensemble(layout, cfg, setup.tracker).run_id
+    return Stacked(experiment, out)

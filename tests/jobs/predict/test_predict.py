@@ -192,3 +192,59 @@ def test_windows_never_leave_a_tail_shorter_than_a_clip(setup, tmp_path):
         PredictConfig(window_seconds=0.01)
     with pytest.raises(InvalidOption, match="transcript: 100,001 characters, over the 100,000"):
         PredictConfig(transcript="x" * 100_001)
+
+
+def test_stacked_ensembles_apply_their_meta_models_to_new_audio(setup, stacked, cli_env):
+    """Ensembles made by `sertool ensemble --method stack` over two real checkpoints: on a file no
+    corpus holds, Task 2's attributes are each attribute's ridge over the members' predictions and its
+    classes their average; Task 1's classes are the logistic meta-model over the members' log
+    probabilities and its attributes their average. Computed here by hand from ensemble.json."""
+    from sertool.audio import load_audio
+    from sertool.tracking.names import ENSEMBLE_SPEC
+
+    ids = stacked.run_ids
+    wav, text = load_audio(setup.audio["short"]), "well then"
+    outputs = {ids["stk-a"]: direct(setup, "tiny-a", wav, text), ids["stk-b"]: direct(setup, "tiny-b", wav, text)}
+    cfg = PredictConfig(transcript=text, experiment=stacked.experiment)
+    rows = {}
+    for task in (1, 2):
+        run_id = ids[f"stack-t{task}"]
+        path = setup.tracker.download_artifact(run_id, ENSEMBLE_SPEC, setup.layout.root / f"spec-{task}")
+        meta = json.loads(path.read_text())["meta"]
+        report = predict_files(setup.layout, f"stack-t{task}", [setup.audio["short"]], cfg, tracker=setup.tracker)
+        (row,) = report.rows
+        rows[task] = row
+        mean_p = np.mean([p for p, _ in outputs.values()], axis=0)
+        mean_a = np.mean([a for _, a in outputs.values()], axis=0)
+        if task == 2:
+            want = [np.clip(m["intercept"] + sum(w * outputs[r][1][j] for w, r in zip(m["coef"], m["members"])), 1, 7)
+                    for j, m in enumerate(meta[a] for a in ATTRIBUTES)]
+            np.testing.assert_allclose(row.attrs, want, atol=1e-5)
+            np.testing.assert_allclose(row.probs, mean_p, atol=1e-5)
+            assert not np.allclose(row.attrs, mean_a, atol=1e-3)  # the meta-model, not the average
+        else:
+            m = meta["class"]
+            x = np.concatenate([np.log(np.clip(outputs[r][0], 1e-6, 1)) for r in m["members"]])
+            z = np.array(m["coef"]) @ x + np.array(m["intercept"])
+            want = np.zeros(len(CLASSES))
+            want[[CLASSES.index(c) for c in m["classes"]]] = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+            np.testing.assert_allclose(row.probs, want, atol=1e-5)
+            np.testing.assert_allclose(row.attrs, mean_a, atol=1e-5)
+            assert not np.allclose(row.probs, mean_p, atol=1e-3)
+        assert set(report.members["class"]) == {ids["stk-a"], ids["stk-b"]}
+        print(f"stack-t{task} on short.wav: {row.pred_class} " + " ".join(f"{v:.3f}" for v in row.attrs))
+
+    # A stacked ensemble nested in an average: its own output (meta-model and all) is what is averaged.
+    from sertool.ensemble.spec import EnsembleSpec
+
+    outer = EnsembleSpec(task=2, method="topk", top=2, members={a: [ids["stack-t2"], ids["stk-b"]] for a in ATTRIBUTES})
+    with setup.tracker.start("ensemble", experiment=stacked.experiment, run_name="avg-of-stack") as run:
+        run.log_dict(outer.to_dict(), ENSEMBLE_SPEC)
+    (nested,) = predict_files(setup.layout, "avg-of-stack", [setup.audio["short"]], cfg, tracker=setup.tracker).rows
+    np.testing.assert_allclose(nested.attrs, (rows[2].attrs + outputs[ids["stk-b"]][1]) / 2, atol=1e-5)
+
+    res = invoke(setup, "stack-t1", str(setup.audio["short"]), "--transcript", text, "--experiment", stacked.experiment,
+                 "--format", "json")
+    assert res.exit_code == 0, res.output
+    (out,) = json.loads(res.stdout)
+    assert out["pred_class"] == max(out["probabilities"], key=out["probabilities"].get)
