@@ -35,9 +35,9 @@ import soundfile as sf
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sertool.corpus.synthetic import write_synthetic_corpus  # noqa: E402
-from sertool.corpus.synthetic_speech import POSITIVE_WORDS  # noqa: E402
-from sertool.labels import class_code  # noqa: E402
+from sertool.corpus.synthetic import write_synthetic_corpus
+from sertool.corpus.synthetic_speech import POSITIVE_WORDS
+from sertool.labels import class_code
 
 CLASSES = "ASHUFDCN"
 
