@@ -105,6 +105,19 @@ CREATE TABLE IF NOT EXISTS encoders (
     fingerprint VARCHAR NOT NULL,
     created_at  TIMESTAMP
 );
+CREATE TABLE IF NOT EXISTS views (
+    name        VARCHAR PRIMARY KEY,
+    scheme      VARCHAR NOT NULL,
+    splits      VARCHAR NOT NULL,
+    encoders    VARCHAR NOT NULL,
+    variants    VARCHAR NOT NULL,
+    dtype       VARCHAR NOT NULL,
+    frame_rate  INTEGER NOT NULL,
+    n_clips     INTEGER NOT NULL,
+    bytes       BIGINT NOT NULL,
+    sources     VARCHAR NOT NULL,
+    created_at  TIMESTAMP
+);
 CREATE TABLE IF NOT EXISTS embeddings (
     clip_id   VARCHAR NOT NULL,
     encoder   VARCHAR NOT NULL,

@@ -86,3 +86,8 @@ class StoreLayout:
     def models(self) -> Path:
         """Offline-built checkpoints (the `tiny` preset) live with the store that uses them."""
         return self.root / "models"
+
+    @property
+    def views(self) -> Path:
+        """Packed training views (`sertool store pack`): local files, loaded whole into memory to train."""
+        return self.root / "views"

@@ -236,24 +236,25 @@ class StoreBatches:
         return self.__getitems__([item])
 
     def __getitems__(self, items: Sequence[Item]) -> Batch:
-        import torch
-
         ids = [self.split.clip_ids[it.index] for it in items]
         variants = [it.variant for it in items]
-        index = np.array([it.index for it in items], dtype=np.int64)
-        attrs, dist, aux = self.split.attrs[index], None, {}
-        if self.targets is not None:
-            t = self.targets.batch(index, items[0].epoch if items else 0)
-            attrs = attrs if t.attrs is None else t.attrs
-            dist = None if t.class_dist is None else torch.from_numpy(t.class_dist)
-            aux = {k: torch.from_numpy(v) for k, v in t.aux.items()}
-        return Batch(
-            read_frames(self.reader, ids, variants, self.encoders, self.dtype),
-            torch.from_numpy(self.split.class_target[index]),
-            torch.from_numpy(np.ascontiguousarray(attrs)),
-            torch.from_numpy(index),
-            dist, aux,
-        )
+        return assemble(self.split, self.targets, items, read_frames(self.reader, ids, variants, self.encoders, self.dtype))
+
+
+def assemble(split: SplitData, targets: "TargetMaker | None", items: Sequence[Item],
+             inputs: dict[str, tuple["torch.Tensor", "torch.Tensor"]]) -> Batch:
+    """A batch of `items` around its model inputs: the consensus targets, or the levers' (`targets`)."""
+    import torch
+
+    index = np.array([it.index for it in items], dtype=np.int64)
+    attrs, dist, aux = split.attrs[index], None, {}
+    if targets is not None:
+        t = targets.batch(index, items[0].epoch if items else 0)
+        attrs = attrs if t.attrs is None else t.attrs
+        dist = None if t.class_dist is None else torch.from_numpy(t.class_dist)
+        aux = {k: torch.from_numpy(v) for k, v in t.aux.items()}
+    return Batch(inputs, torch.from_numpy(split.class_target[index]), torch.from_numpy(np.ascontiguousarray(attrs)),
+                 torch.from_numpy(index), dist, aux)
 
 
 class PlanSampler:

@@ -143,6 +143,12 @@ class TrainConfig:
     `bf16` (also on CPU, to check the autocast path without a GPU)."""
     compile: bool = False
     """Compile the fusion model with torch.compile (worth it on a GPU for long runs)."""
+    view: str | None = None
+    """Train from this packed view (`sertool store pack`), loaded whole into memory: no loader processes."""
+    resident: str | None = None
+    """Where the view lives: `cpu` (pinned host memory) or `cuda` (default: the training device)."""
+    resident_budget_gb: float | None = None
+    """Most memory the view may take (default: 90% of what is free where it lives)."""
     # -- the levers that learn from every annotator (off by default: the paper's recipe stays the paper's)
     targets: str = "hard"
     """Class targets: `hard` (the consensus class) or `soft` (the share of the annotators' votes per class;
@@ -217,6 +223,9 @@ class TrainConfig:
         need(self.read_order in READ_ORDERS, "read_order", f"{self.read_order!r} is not one of {', '.join(READ_ORDERS)}")
         need(self.batching == "random" or self.read_order == "random", "read_order",
              "blocked reads and bucketed batches group the sample in two different ways: choose one")
+        need(self.resident in (None, *DEVICES), "resident", f"{self.resident!r} is not one of cpu, cuda")
+        need(self.resident is None or self.view is not None, "resident", "places a view: add --view NAME")
+        need(self.resident_budget_gb is None or self.resident_budget_gb > 0, "resident_budget_gb", "must be > 0")
         need(self.precision in PRECISIONS, "precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
         need(self.prefetch >= 1, "prefetch", "must be >= 1")
         need(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0")

@@ -161,6 +161,9 @@ def fit(
             "data.world_size": dist.world, "model.n_parameters": trainee.module.num_parameters(),
             "data.class_counts": data.class_counts,
             **(feeds.targets.summary() if feeds.targets is not None else {}),
+            **({"view.dtype": feeds.resident.info.spec.dtype, "view.frame_rate": feeds.resident.info.spec.frame_rate,
+                "view.resident": feeds.resident.device, "view.bytes": feeds.resident.info.bytes}
+               if feeds.resident is not None else {}),
         })
     result = _epochs(trainee, feeds, dist, run, resume, resume_path if dist.is_main else None, logged_epochs, console)
     result.run_id = run.run_id

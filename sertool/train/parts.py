@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import NotFound
+from ..errors import NotFound, SertoolError
 from ..store.catalog import Catalog
 from ..store.layout import StoreLayout
 from .batches import PlanSampler, StoreBatches, make_loader, open_reader, per_rank_batch, plan_epoch, plan_eval
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ..model.fusion import FusionModel
     from ..model.losses import MultiTaskLoss
     from ..store.reader import EmbeddingReader
+    from .resident import ResidentFrames
     from .targets import TargetMaker
 
 ARCH_FIELDS = ("proj_dim", "lstm_hidden", "lstm_layers", "pooling", "pooled_norm")
@@ -96,6 +97,8 @@ class Feeds:
     train_loader: Any
     dev_loader: Any | None
     """Development is read every epoch (rank 0 only): its workers stay."""
+    resident: "ResidentFrames | None" = None
+    """The packed view the batches are built from (`--view`), or None: the store loader."""
 
     def eval_loader(self, split: SplitData, *, persistent: bool = False):
         """Batches of a split's clean frames, grouped by length (less padding); the same every epoch."""
@@ -103,6 +106,11 @@ class Feeds:
 
         if split is self.data.dev and self.dev_loader is not None:
             return self.dev_loader
+        if self.resident is not None and self.resident.has(split.clip_ids):
+            from .resident import ResidentLoader, eval_plan
+
+            text = {n: e.text for n, e in self.data.encoders.items()}
+            return ResidentLoader(self.resident, split, eval_plan(split, self.config.batch_size), text)
         lengths = _eval_lengths(self.reader, split, list(self.data.encoders))
         plan = plan_eval(split, self.config.batch_size, lengths)
         return make_loader(StoreBatches(self.reader, self.data.encoders, split, getattr(torch, FRAMES_DTYPE)),
@@ -116,6 +124,25 @@ def _eval_lengths(reader: "EmbeddingReader", split: SplitData, encoders: list[st
     if len(split) == 0:
         return []
     return np.max([reader.index(e, "clean").locate(split.clip_ids)[1] for e in encoders], axis=0).tolist()
+
+
+def _resident(config: TrainConfig, layout: StoreLayout, data: TrainingData, device: str) -> "ResidentFrames":
+    """The run's packed view in memory, checked first: fresh, holding every training clip, and fitting."""
+    from ..store.views import open_view
+    from .resident import ResidentFrames, check_fits
+
+    with Catalog(layout.catalog, read_only=True) as catalog:
+        info = open_view(catalog, layout, config.view)
+    where = config.resident or device
+    check_fits(info, where, config.resident_budget_gb)
+    in_view = set(info.clips)
+    lacking = [c for c in data.train.clip_ids if c not in in_view]
+    if lacking:
+        raise SertoolError(f"view {config.view!r} lacks {len(lacking)} of this run's training clips (e.g. "
+                           f"{lacking[0]}): it was packed for other splits or clips; pack it again with --replace")
+    keep = {k.split("/")[1] for k in info.arrays}  # the sample draws only the variants the view holds
+    data.train.variants = [tuple(v for v in vs if v in keep) for vs in data.train.variants]
+    return ResidentFrames(info, list(data.encoders), where, pin=where == "cpu" and device == "cuda")
 
 
 def loader_workers(config: TrainConfig, device: str, world: int) -> int:
@@ -192,10 +219,18 @@ def build_feeds(config: TrainConfig, layout: StoreLayout, device: str, dist: Dis
         lengths=None if lengths is None else np.asarray(lengths), storage=storage,
     ))
     workers = loader_workers(config, device, dist.world)
-    train_loader = make_loader(StoreBatches(reader, data.encoders, data.train, getattr(torch, FRAMES_DTYPE), targets),
-                               sampler, num_workers=workers, prefetch=config.prefetch,
-                               pin_memory=device == "cuda", persistent=True, generator=_generator(config.seed))
-    feeds = Feeds(config, data, reader, device, sampler, targets, workers, train_loader, None)
+    resident = _resident(config, layout, data, device) if config.view else None
+    if resident is not None:
+        from .resident import ResidentLoader
+
+        workers = 0
+        train_loader = ResidentLoader(resident, data.train, sampler, {n: e.text for n, e in data.encoders.items()},
+                                      targets)
+    else:
+        train_loader = make_loader(StoreBatches(reader, data.encoders, data.train, getattr(torch, FRAMES_DTYPE), targets),
+                                   sampler, num_workers=workers, prefetch=config.prefetch,
+                                   pin_memory=device == "cuda", persistent=True, generator=_generator(config.seed))
+    feeds = Feeds(config, data, reader, device, sampler, targets, workers, train_loader, None, resident)
     if dist.is_main:
         feeds.dev_loader = feeds.eval_loader(data.dev, persistent=True)
     return feeds
