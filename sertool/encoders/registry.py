@@ -7,8 +7,9 @@ itself with `@register` in its own module (see `base`), and every other place as
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from . import roberta, wavlm, whisper  # noqa: F401  (each registers its class)
 from .base import Encoder, lookup, register, registered
@@ -34,12 +35,14 @@ def load_encoder(
     layer: int | None = None,
     device: str = "cpu",
     texts: Iterable[str] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Encoder:
     """A ready-to-embed encoder of family `kind` with the preset's weights.
 
-    `models_dir` is the store's `models` folder (where `tiny` is built; required for it); `texts` are the
-    corpus transcripts the tiny tokenizers are trained on the first time. `model_dir` holds the paper
-    checkpoints when they are not loaded by name.
+    `models_dir` is the store's `models` folder (where `tiny` and `paper-random` are built; required for
+    them); `texts` are the corpus transcripts their tokenizers are trained on the first time. `model_dir`
+    holds the paper checkpoints when they are not loaded by name. `options`: the class's own keyword
+    options (its `option_choices`, e.g. Whisper's `window`).
     """
     from ..model.device import check_device
     from .presets import resolve
@@ -47,4 +50,4 @@ def load_encoder(
     check_device(device)  # one line naming --device, not a traceback from the model's .to(device)
     cls = encoder_class(kind)
     source = resolve(kind, preset, model_dir=model_dir, models_dir=models_dir, texts=texts)
-    return cls(source, layer=layer, device=device)
+    return cls(source, layer=layer, device=device, **dict(options or {}))
