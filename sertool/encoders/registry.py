@@ -14,7 +14,7 @@ from typing import Any
 from . import roberta, wavlm, whisper  # noqa: F401  (each registers its class)
 from .base import Encoder, lookup, register, registered
 
-__all__ = ["encoder_class", "encoder_kinds", "load_encoder", "register"]
+__all__ = ["encoder_class", "encoder_kinds", "load_encoder", "matching", "register"]
 
 
 def encoder_class(kind: str) -> type:
@@ -51,3 +51,18 @@ def load_encoder(
     cls = encoder_class(kind)
     source = resolve(kind, preset, model_dir=model_dir, models_dir=models_dir, texts=texts)
     return cls(source, layer=layer, device=device, **dict(options or {}))
+
+
+def matching(encoder: Encoder, fingerprint: str) -> Encoder:
+    """`encoder` configured with the `option_choices` whose frames have `fingerprint` (a run trained on
+    trimmed Whisper frames is predicted with trimmed Whisper), or `encoder` as it is when none match."""
+    import itertools
+
+    choices = getattr(type(encoder), "option_choices", {})
+    if encoder.record.fingerprint == fingerprint or not choices:
+        return encoder
+    for values in itertools.product(*choices.values()):
+        other = encoder.configured(**dict(zip(choices, values)))  # type: ignore[attr-defined]
+        if other.record.fingerprint == fingerprint:
+            return other
+    return encoder

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..audio import SAMPLE_RATE, window_spans
+from ..errors import InvalidOption
 from ..store.records import EncoderRecord
 from ._hf import (
     check_layer,
@@ -42,6 +43,13 @@ SPECIALS = ["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|translate|>"
 """Appended after the offline BPE vocabulary, <|notimestamps|> last, so no id falls in Whisper's timestamp range."""
 WINDOWS = ("padded", "trimmed")
 """`padded`: every clip in a 30 s window (the paper's); `trimmed`: on its own length (`whisper_trimmed`)."""
+
+
+def check_window(window: str) -> str:
+    """`window` if it is one of `WINDOWS`, else `InvalidOption` naming `whisper_window` (the flag)."""
+    if window not in WINDOWS:
+        raise InvalidOption("whisper_window", f"{window!r}: choose from {', '.join(WINDOWS)}")
+    return window
 
 
 def frames_for(n_samples: int) -> int:
@@ -188,9 +196,7 @@ class WhisperEncoder(EncoderBase):
         self._set_window(window)
 
     def _set_window(self, window: str) -> None:
-        if window not in WINDOWS:
-            raise ValueError(f"whisper: window {window!r}: choose from {', '.join(WINDOWS)}")
-        self.window = window
+        self.window = check_window(window)
         if window == "trimmed":
             self.padded_seconds = self.trimmed_seconds  # what bucketing plans with, for this instance
         else:

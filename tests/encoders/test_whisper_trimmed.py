@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from sertool.encoders.registry import load_encoder
+from sertool.errors import InvalidOption
 from sertool.encoders.whisper_trimmed import mel_samples, pack
 
 from encoder_helpers import max_rel_diff, speechlike
@@ -59,7 +60,7 @@ def test_trimmed_frames_have_their_own_fingerprint(whisper, trimmed):
     assert trimmed.record.name == whisper.record.name == "whisper"
     assert "pad=30s" in whisper.record.preprocessing and "pad=none" in trimmed.record.preprocessing
     assert trimmed.configured(window="padded").record == whisper.record
-    with pytest.raises(ValueError, match="window 'cropped'"):
+    with pytest.raises(InvalidOption, match="'cropped': choose from padded, trimmed"):
         whisper.configured(window="cropped")
 
 
