@@ -79,12 +79,8 @@ def embed_rates(preset: str, models: Path, device: str, waves, texts, budgets: t
     for kind in ("whisper", "wavlm", "roberta"):
         windows = ("padded", "trimmed") if kind == "whisper" else (None,)
         for window in windows:
-            kw = {"whisper_window": window} if window == "trimmed" else {}
-            try:
-                enc = load_encoder(kind, preset, models_dir=models, device=device, texts=texts, **kw)
-            except TypeError:  # an encoder without the trimmed window: reported as missing
-                out[f"{kind}_{window}"] = {"error": "this version has no trimmed Whisper window"}
-                continue
+            options = {"window": window} if window else None
+            enc = load_encoder(kind, preset, models_dir=models, device=device, texts=texts, options=options)
             data = texts if enc.modality == "text" else waves
             name = kind if window is None else f"{kind}_{window}"
             out[name] = {}

@@ -20,7 +20,13 @@ class Device(str, Enum):
 
 class Preset(str, Enum):
     paper = "paper"
+    paper_random = "paper-random"
     tiny = "tiny"
+
+
+class WhisperWindow(str, Enum):
+    padded = "padded"
+    trimmed = "trimmed"
 
 
 class OutputFormat(str, Enum):
@@ -114,8 +120,14 @@ ExperimentOpt = Annotated[
 ]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="cpu or cuda (bf16/fp16 autocast on cuda).")]
 PresetOpt = Annotated[
-    Preset, typer.Option("--preset", help="Model weights: paper (the real checkpoints) or tiny (offline, random "
-                         "weights: tests and the demo).")
+    Preset, typer.Option("--preset", help="Model weights: paper (the real checkpoints), paper-random (the paper "
+                         "architectures at full size, random weights, offline: checks of the paper-size path) or "
+                         "tiny (small, offline, random weights: tests and the demo).")
+]
+WhisperWindowOpt = Annotated[
+    WhisperWindow, typer.Option("--whisper-window", help="padded: every clip in Whisper's 30 s window (the paper's, "
+                                "whose figures come from it); trimmed: on the clip's own length (a 5 s clip ~1/6 "
+                                "of the compute; other frames, own fingerprint).")
 ]
 ModelDirOpt = Annotated[
     Optional[Path],

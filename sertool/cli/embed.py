@@ -8,7 +8,18 @@ import typer
 
 from ._common import err, out, state
 from ..audio import DEFAULT_MAX_TRANSCRIPT_CHARS
-from ._options import MAX_SECONDS, Device, DeviceOpt, MaxSecondsOpt, ModelDirOpt, Preset, PresetOpt, names
+from ._options import (
+    MAX_SECONDS,
+    Device,
+    DeviceOpt,
+    MaxSecondsOpt,
+    ModelDirOpt,
+    Preset,
+    PresetOpt,
+    WhisperWindow,
+    WhisperWindowOpt,
+    names,
+)
 
 
 def embed(
@@ -30,6 +41,7 @@ def embed(
         bool, typer.Option("--skip-bad", help="Record bad clips (unreadable, NaN samples, too short or long, "
                            "transcript over the limit) in `skipped` and go on.")
     ] = False,
+    whisper_window: WhisperWindowOpt = WhisperWindow.padded,
     max_seconds: MaxSecondsOpt = MAX_SECONDS,
     max_transcript_chars: Annotated[
         int, typer.Option("--max-transcript-chars", help="Longest transcript text encoders take; a longer one is "
@@ -48,7 +60,7 @@ def embed(
     cfg = EmbedConfig(
         preset=preset.value, encoders=names(encoders), layer=layer, model_dir=model_dir, augment=names(augment),
         device=device.value, batch_seconds=batch_seconds, seed=seed, splits=names(splits) or None, skip_bad=skip_bad,
-        max_seconds=max_seconds, max_transcript_chars=max_transcript_chars,
+        max_seconds=max_seconds, max_transcript_chars=max_transcript_chars, whisper_window=whisper_window.value,
     )
     layout = state(ctx).layout
     parted = embed_parts(layout, cfg, part, console=err)

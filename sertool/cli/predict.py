@@ -21,6 +21,7 @@ from ._options import (
     ModelDirOpt,
     OutputFormat,
     Preset,
+    WhisperWindow,
 )
 
 
@@ -33,7 +34,8 @@ def predict(
     ] = None,
     fmt: FormatOpt = OutputFormat.table,
     preset: Annotated[
-        Optional[Preset], typer.Option("--preset", help="Encoder weights (paper|tiny); default: as the store recorded.")
+        Optional[Preset], typer.Option("--preset", help="Encoder weights (paper|paper-random|tiny); default: as the "
+                                       "store recorded.")
     ] = None,
     model_dir: ModelDirOpt = None,
     window_seconds: Annotated[
@@ -42,13 +44,18 @@ def predict(
     experiment: ExperimentOpt = None,
     device: DeviceOpt = Device.cpu,
     max_seconds: MaxSecondsOpt = MAX_SECONDS,
+    whisper_window: Annotated[
+        Optional[WhisperWindow], typer.Option("--whisper-window", help="Whisper's window (padded|trimmed); default: "
+                                              "the one the run's frames were made with.", show_default=False)
+    ] = None,
 ) -> None:
     """Class, class probabilities and arousal/valence/dominance for new audio (one row per window + file)."""
     from ..errors import SertoolError
     from ..jobs.predict import PredictConfig, predict_files
 
     cfg = PredictConfig(preset=preset.value if preset else None, model_dir=model_dir, window_seconds=window_seconds,
-                        transcript=transcript, device=device.value, experiment=experiment, max_seconds=max_seconds)
+                        transcript=transcript, device=device.value, experiment=experiment, max_seconds=max_seconds,
+                        whisper_window=whisper_window.value if whisper_window else None)
     st = state(ctx)
     report = predict_files(st.layout, run, audio, cfg, st.tracker(experiment), console=err)
     for note in report.notes:

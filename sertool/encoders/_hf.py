@@ -1,4 +1,5 @@
-"""Plumbing the transformers-backed encoders share: quiet loading, layer choice, records, tiny tokenizers.
+"""Plumbing the transformers-backed encoders share: quiet loading, layer choice, records, offline
+tokenizers, and seeded random weights (`paper-random`).
 
 Weights load as float32 whatever the checkpoint stores (large-v3 ships fp16): frames must not depend
 on the file format, and on GPU the caller's autocast picks the compute precision.
@@ -6,12 +7,21 @@ on the file format, and on GPU the caller's autocast picks the compute precision
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
 from ..errors import SertoolError
 from ..store.records import EncoderRecord
+
+T = TypeVar("T")
+
+RANDOM_KEY = "sertool_random_weights"
+"""Config key of a model whose weights sertool made at random (`paper-random`, and the checkpoints
+`sertool models save` writes from it): its value (`seed=S`) goes into the encoder's recorded revision, so
+such frames never share a fingerprint with a real checkpoint's, by whatever path the model was loaded."""
 
 
 def quiet_transformers() -> None:
@@ -32,13 +42,47 @@ def check_layer(kind: str, layer: int | None, n_layers: int) -> int | None:
 
 
 def encoder_record(cls: type, source: Any, layer: int | None, *, dim: int, frame_rate: float | None,
-                   preprocessing: str) -> EncoderRecord:
+                   preprocessing: str, config: Any = None) -> EncoderRecord:
     """The provenance every encoder writes: name, checkpoint, revision and storage dtype decided in one
-    place, so that encoders differ only in what actually changes their frames."""
+    place, so that encoders differ only in what actually changes their frames. A model `config` marked
+    random (`RANDOM_KEY`) says so in the revision: `random(seed=0):<revision>`."""
+    revision = source.revision
+    mark = getattr(config, RANDOM_KEY, None)
+    if mark:
+        revision = f"random({mark}):{revision}"
     return EncoderRecord(
-        name=cls.stored_name(layer), kind=cls.kind, checkpoint=source.checkpoint, revision=source.revision,
+        name=cls.stored_name(layer), kind=cls.kind, checkpoint=source.checkpoint, revision=revision,
         layer=layer, dim=dim, frame_rate=frame_rate, dtype="float16", preprocessing=preprocessing,
     )
+
+
+def seeded(build: Callable[[], T], seed: int, device: str = "cpu") -> T:
+    """`build()` with the global torch RNG seeded to `seed` (the caller's RNG state is left as it was),
+    under `device` as torch's default device, in float32.
+
+    Random weights are made on the CPU whatever device runs them: the CPU generator gives the same
+    numbers on every machine, a GPU's depends on its model, and a seed must mean one set of weights.
+    `device="meta"` builds the architecture without allocating (parameter counts, FLOPs).
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=[]), torch.device(device):
+        torch.manual_seed(seed)
+        return build().float()
+
+
+def materialise(source: Any, load: Callable[[Path], T], build: Callable[[Path], T]) -> T:
+    """The model of `source`: `load(path)` reads a checkpoint's weights (`from_pretrained`, the path real
+    checkpoints take, `--model-dir` too); for `paper-random` (`source.random_seed` set) `build(path)`
+    makes it from the directory's config with the seeded random weights."""
+    if source.random_seed is None:
+        return load(source.path)
+    return seeded(lambda: build(source.path), source.random_seed)
+
+
+def config_with(config_cls: Any, values: dict[str, Any], seed: int) -> Any:
+    """A transformers config of `values`, marked as holding random weights made from `seed`."""
+    return config_cls(**values, **{RANDOM_KEY: f"seed={seed}"})
 
 
 def hidden(outputs: Any, layer: int | None):

@@ -12,9 +12,9 @@ import math
 import numpy as np
 
 from ..audio import SAMPLE_RATE, window_spans
-from ._hf import chunks, quiet_transformers
+from ._hf import chunks, materialise, quiet_transformers
 from .base import ModelSource
-from .whisper import WINDOW_SAMPLES
+from .whisper import WINDOW_SAMPLES, WhisperEncoder
 
 TOKENS_PER_SECOND = 6
 """Generous for speech (fast talkers say ~3.5 words/s, ~4.5 tokens/s)."""
@@ -35,9 +35,10 @@ class WhisperASR:
         self.language = language
         self.features = WhisperFeatureExtractor.from_pretrained(source.path)
         self.tokenizer = AutoTokenizer.from_pretrained(source.path)
-        self.model = WhisperForConditionalGeneration.from_pretrained(
-            source.path, dtype=torch.float16 if self.device.type == "cuda" else torch.float32
-        ).to(self.device).eval()
+        dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        model = materialise(source, lambda path: WhisperForConditionalGeneration.from_pretrained(path, dtype=dtype),
+                            WhisperEncoder.checkpoint_model)  # paper-random: the whole model, seeded
+        self.model = model.to(self.device, dtype).eval()
 
     def max_new_tokens(self, n_samples: int) -> int:
         """Cap for one window: proportional to its duration, within the decoder's 448 positions."""

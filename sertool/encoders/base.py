@@ -36,6 +36,10 @@ class ModelSource:
     revision: str | None
     """Hub commit hash, or a hash of the local files (weights + config + tokenizer)."""
     preset: str
+    random_seed: int | None = None
+    """None: the weights are the checkpoint files in `path`. Set (the `paper-random` preset): `path` holds
+    config and feature extractor / tokenizer only, and the weights are made from this seed when the model
+    is built (full size without a download or gigabytes of random weights on disk)."""
 
 
 @runtime_checkable
@@ -65,8 +69,16 @@ class EncoderBase:
     """Hugging Face id of the paper-size model (`--preset paper`)."""
     paper_config: ClassVar[dict[str, Any]]
     """The paper model's config values, so its architecture can be built without a download."""
+    paper_processor: ClassVar[dict[str, Any]] = {}
+    """The paper checkpoint's feature-extractor or tokenizer settings (values only; `paper-random` builds
+    its processor from them, with a byte-level BPE trained offline where the model reads text)."""
+    depth_keys: ClassVar[tuple[str, ...]] = ("num_hidden_layers",)
+    """Config keys that count transformer layers: reduced for quick paper-shaped checks (`layers=`)."""
     tiny_seed: ClassVar[int] = 0
-    """Seed of the tiny preset's random weights (fixed: the tiny model is the same everywhere)."""
+    """Seed of the random weights of this kind's tiny and paper-random models (fixed: the same everywhere)."""
+    option_choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Keyword options of the class that change its frames without changing its weights (Whisper's
+    `window`), with their choices, the first the default: each choice has its own fingerprint."""
 
     @classmethod
     def stored_name(cls, layer: int | None) -> str:
@@ -83,6 +95,35 @@ class EncoderBase:
         """Write the tiny preset's model (same architecture, small dims, fixed random weights) as a
         Hugging Face checkpoint directory; `texts` train its tokenizer where it has one."""
         raise NotImplementedError
+
+    @classmethod
+    def paper_values(cls, layers: int | None = None) -> dict[str, Any]:
+        """`paper_config`, with `layers` transformer layers instead of the paper's where given."""
+        return {**cls.paper_config, **({k: layers for k in cls.depth_keys} if layers is not None else {})}
+
+    @classmethod
+    def build_paper_random(cls, directory: Path, texts: list[str], layers: int | None = None) -> None:
+        """Write the paper model's config (marked random, `_hf.RANDOM_KEY`) and its feature extractor /
+        tokenizer into `directory`, without weights: the `paper-random` preset makes those from the seed."""
+        raise NotImplementedError(f"{cls.kind}: no paper-random model")
+
+    @classmethod
+    def bare_model(cls, config: Any) -> Any:
+        """The torch module this encoder runs, built from `config` with fresh weights (under the caller's
+        seed and default device: `torch.device("meta")` allocates nothing)."""
+        raise NotImplementedError(f"{cls.kind}: no paper-random model")
+
+    @classmethod
+    def checkpoint_model(cls, directory: Path) -> Any:
+        """The model a checkpoint directory of this kind holds, built fresh from the config files in
+        `directory` (what `save_pretrained` writes; Whisper's includes the decoder, for ASR)."""
+        from transformers import AutoConfig
+
+        return cls.bare_model(AutoConfig.from_pretrained(directory))
+
+    def configured(self, **options: str) -> "EncoderBase":
+        """This encoder with other `option_choices` (sharing its loaded model)."""
+        raise NotImplementedError(f"{self.kind}: no options")
 
 
 _REGISTRY: dict[str, type] = {}

@@ -1,11 +1,15 @@
-"""Where each encoder's weights come from: the `paper` checkpoints or the offline `tiny` models.
+"""Where each encoder's weights come from: the `paper` checkpoints, or offline `paper-random` and `tiny`.
 
 `paper` loads the registered class's paper checkpoint by Hugging Face id (from the local cache when
 offline) or from `--model-dir D` (one sub-directory per model: `D/whisper` or `D/whisper-large-v3`, ...).
 `tiny` is the same architectures with small dims and fixed random weights, built once offline into the
 store's models directory (`<models>/tiny/<kind>`) by the class itself, then loaded with
-`from_pretrained` like any checkpoint. Either way an encoder sees only a `ModelSource`: a local directory
-plus the provenance to record.
+`from_pretrained` like any checkpoint. `paper-random` is the paper architectures at full size with
+random weights: the store's models directory holds only their configs and feature extractors /
+tokenizers (`<models>/paper-random/<kind>`, built once, the BPEs trained on the corpus as tiny's are), and
+the weights are made from a fixed seed when a model is built (`ModelSource.random_seed`: gigabytes of
+random numbers are not worth a disk). `sertool models save` writes them as checkpoints (`encoders.paper`).
+Either way an encoder sees only a `ModelSource`: a local directory plus the provenance to record.
 """
 
 from __future__ import annotations
@@ -14,18 +18,25 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from importlib.metadata import version
 from pathlib import Path
 
 from ..errors import NotFound, SertoolError
 from .base import ModelSource
 from .registry import encoder_class, encoder_kinds
 
-PRESETS = ("paper", "tiny")
+PRESETS = ("paper", "paper-random", "tiny")
+BUILT = ("paper-random", "tiny")
+"""Presets built offline into the store's models folder (`<models>/<preset>`), tokenizers trained on the
+corpus transcripts: the jobs that load them hand `resolve` those texts."""
 
 TINY_VERSION = 1
 """Bump when the tiny recipe changes, so an old tiny directory is refused rather than silently reused."""
 TINY_STAMP = "tiny.json"
+PAPER_RANDOM_VERSION = 1
+"""Bump when the paper-random recipe changes (configs, processors), as TINY_VERSION."""
+PAPER_RANDOM_STAMP = "paper-random.json"
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
 """Files whose bytes determine a local model's output: weights, configs, tokenizer vocabularies."""
@@ -63,6 +74,12 @@ def resolve(
     kind = "whisper" if kind == "asr" else kind
     cls = encoder_class(kind)
     check_preset(preset)
+    if preset == "paper-random":
+        if models_dir is None:
+            raise SertoolError("the paper-random preset is built into a store's models folder: give models_dir")
+        if kind not in random_kinds():
+            raise NotFound(f"{kind}: no paper-random model (it has: {', '.join(random_kinds())})")
+        return random_source(kind, build_paper_random(Path(models_dir) / "paper-random", texts or []))
     if preset == "tiny":
         if models_dir is None:
             raise SertoolError("the tiny preset is built into a store's models folder: give models_dir")
@@ -113,15 +130,53 @@ def _snapshot(repo: str, patterns: list[str]) -> Path:
                        f"{how}") from None
 
 
-# -- the tiny preset ---------------------------------------------------------------------------------
+def random_source(kind: str, root: Path) -> ModelSource:
+    """The `paper-random` source of `kind` built under `root` (`build_paper_random`): its directory holds
+    config and processor, and the weights come from the class's seed. The revision hashes those files and
+    names the torch release, whose CPU generator turns the seed into weights."""
+    cls = encoder_class(kind)
+    path = Path(root) / kind
+    revision = f"torch-{version('torch').split('+')[0]}:{hash_files(path)}"
+    return ModelSource(path, f"sertool-paper-random/{kind}", revision, "paper-random", random_seed=cls.tiny_seed)
+
+
+# -- the offline presets -----------------------------------------------------------------------------
 
 def build_tiny(root: Path, texts: Iterable[str], kinds: Iterable[str] | None = None) -> Path:
     """Build the tiny models of `kinds` (default: every registered kind) into `root/<kind>`, each once
     (atomic rename; a kind already there is left alone, so racing workers agree on one build)."""
+    return _build_once(root, texts, kinds, lambda kind, tmp, texts: encoder_class(kind).build_tiny(tmp, texts),
+                       TINY_STAMP, TINY_VERSION, "tiny models")
+
+
+def random_kinds() -> list[str]:
+    """The registered kinds that can build a paper-random model (the three paper encoders do)."""
+    from .base import EncoderBase
+
+    base = EncoderBase.build_paper_random.__func__  # type: ignore[attr-defined]
+    return [k for k in encoder_kinds() if encoder_class(k).build_paper_random.__func__ is not base]
+
+
+def build_paper_random(root: Path, texts: Iterable[str], kinds: Iterable[str] | None = None,
+                       layers: int | None = None) -> Path:
+    """Write the paper-random configs and processors of `kinds` (default: every kind that has one,
+    `random_kinds`) into `root/<kind>`, each once, as `build_tiny`; `layers` reduces every model's depth
+    (quick checks)."""
+    kinds = random_kinds() if kinds is None else kinds
+
+    def build(kind: str, tmp: Path, texts: list[str]) -> None:
+        encoder_class(kind).build_paper_random(tmp, texts, layers)
+
+    return _build_once(root, texts, kinds, build, PAPER_RANDOM_STAMP, PAPER_RANDOM_VERSION, "paper-random models")
+
+
+def _build_once(root: Path, texts: Iterable[str], kinds: Iterable[str] | None,
+                build: Callable[[str, Path, list[str]], None], stamp_name: str, stamp_version: int,
+                what: str) -> Path:
     root = Path(root)
-    stamp = root / TINY_STAMP
-    if stamp.exists() and json.loads(stamp.read_text()).get("version") != TINY_VERSION:
-        raise SertoolError(f"{root}: tiny models from another sertool version; delete the folder to rebuild")
+    stamp = root / stamp_name
+    if stamp.exists() and json.loads(stamp.read_text()).get("version") != stamp_version:
+        raise SertoolError(f"{root}: {what} from another sertool version; delete the folder to rebuild")
     todo = [k for k in (encoder_kinds() if kinds is None else kinds) if not (root / k / "config.json").exists()]
     if not todo:
         return root
@@ -134,7 +189,7 @@ def build_tiny(root: Path, texts: Iterable[str], kinds: Iterable[str] | None = N
         tmp = root / f".{kind}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            encoder_class(kind).build_tiny(tmp, texts)
+            build(kind, tmp, texts)
             try:
                 tmp.rename(root / kind)
             except OSError:
@@ -143,5 +198,5 @@ def build_tiny(root: Path, texts: Iterable[str], kinds: Iterable[str] | None = N
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if not stamp.exists():
-        stamp.write_text(json.dumps({"version": TINY_VERSION, "n_texts": len(texts)}, indent=1))
+        stamp.write_text(json.dumps({"version": stamp_version, "n_texts": len(texts)}, indent=1))
     return root

@@ -7,13 +7,14 @@ itself with `@register` in its own module (see `base`), and every other place as
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from . import roberta, wavlm, whisper  # noqa: F401  (each registers its class)
 from .base import Encoder, lookup, register, registered
 
-__all__ = ["encoder_class", "encoder_kinds", "load_encoder", "register"]
+__all__ = ["encoder_class", "encoder_kinds", "load_encoder", "matching", "register"]
 
 
 def encoder_class(kind: str) -> type:
@@ -34,12 +35,14 @@ def load_encoder(
     layer: int | None = None,
     device: str = "cpu",
     texts: Iterable[str] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Encoder:
     """A ready-to-embed encoder of family `kind` with the preset's weights.
 
-    `models_dir` is the store's `models` folder (where `tiny` is built; required for it); `texts` are the
-    corpus transcripts the tiny tokenizers are trained on the first time. `model_dir` holds the paper
-    checkpoints when they are not loaded by name.
+    `models_dir` is the store's `models` folder (where `tiny` and `paper-random` are built; required for
+    them); `texts` are the corpus transcripts their tokenizers are trained on the first time. `model_dir`
+    holds the paper checkpoints when they are not loaded by name. `options`: the class's own keyword
+    options (its `option_choices`, e.g. Whisper's `window`).
     """
     from ..model.device import check_device
     from .presets import resolve
@@ -47,4 +50,19 @@ def load_encoder(
     check_device(device)  # one line naming --device, not a traceback from the model's .to(device)
     cls = encoder_class(kind)
     source = resolve(kind, preset, model_dir=model_dir, models_dir=models_dir, texts=texts)
-    return cls(source, layer=layer, device=device)
+    return cls(source, layer=layer, device=device, **dict(options or {}))
+
+
+def matching(encoder: Encoder, fingerprint: str) -> Encoder:
+    """`encoder` configured with the `option_choices` whose frames have `fingerprint` (a run trained on
+    trimmed Whisper frames is predicted with trimmed Whisper), or `encoder` as it is when none match."""
+    import itertools
+
+    choices = getattr(type(encoder), "option_choices", {})
+    if encoder.record.fingerprint == fingerprint or not choices:
+        return encoder
+    for values in itertools.product(*choices.values()):
+        other = encoder.configured(**dict(zip(choices, values)))  # type: ignore[attr-defined]
+        if other.record.fingerprint == fingerprint:
+            return other
+    return encoder

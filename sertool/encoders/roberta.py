@@ -18,8 +18,10 @@ from ..store.records import EncoderRecord
 from ._hf import (  # noqa: F401  (window_starts, owner_windows: the window plan, importable from here)
     check_layer,
     chunks,
+    config_with,
     encoder_record,
     hidden,
+    materialise,
     owned_spans,
     owner_windows,
     quiet_transformers,
@@ -44,7 +46,10 @@ class RobertaEncoder(EncoderBase):
     paper_config: ClassVar[dict[str, Any]] = dict(
         vocab_size=50265, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
         max_position_embeddings=514, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        layer_norm_eps=1e-5,
     )
+    paper_processor: ClassVar[dict[str, Any]] = dict(model_max_length=512, add_prefix_space=False)
+    """roberta-large's tokenizer settings; its vocabulary (50265 tokens) is `paper_config["vocab_size"]`."""
     tiny_seed: ClassVar[int] = 2
     max_batch: int = 32
 
@@ -56,22 +61,43 @@ class RobertaEncoder(EncoderBase):
 
         vocab, merges = train_bpe(texts, SPECIALS, 2000)
         tokenizer = RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=TINY_MAX_TOKENS + 2)
+        # layer_norm_eps as the tiny model was first built (the store fingerprints of its frames stay valid)
         config = RobertaConfig(**{**cls.paper_config, "vocab_size": len(vocab), "hidden_size": 64,
                                   "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
-                                  "max_position_embeddings": TINY_MAX_TOKENS + 2})
+                                  "max_position_embeddings": TINY_MAX_TOKENS + 2, "layer_norm_eps": 1e-12})
         torch.manual_seed(cls.tiny_seed)
         RobertaModel(config, add_pooling_layer=False).save_pretrained(directory)
         tokenizer.save_pretrained(directory)
 
+    @classmethod
+    def build_paper_random(cls, directory: Path, texts: list[str], layers: int | None = None) -> None:
+        """roberta-large's config (50265 vocabulary rows, 512 positions) and a byte-level BPE of up to
+        50265 tokens trained on `texts` (fewer where the corpus is small: ids stay inside the rows); no
+        weights (`base.ModelSource.random_seed`)."""
+        from transformers import RobertaConfig, RobertaTokenizer
+
+        vocab, merges = train_bpe(texts, SPECIALS, cls.paper_config["vocab_size"])
+        RobertaTokenizer(vocab=vocab, merges=merges, **cls.paper_processor).save_pretrained(directory)
+        config_with(RobertaConfig, cls.paper_values(layers), cls.tiny_seed).save_pretrained(directory)
+
+    @classmethod
+    def bare_model(cls, config: Any) -> Any:
+        from transformers import RobertaModel
+
+        return RobertaModel(config, add_pooling_layer=False)
+
     def __init__(self, source: ModelSource, *, layer: int | None = None, device: str = "cpu") -> None:
         import torch
-        from transformers import AutoTokenizer, RobertaModel
+        from transformers import AutoTokenizer, RobertaConfig, RobertaModel
 
         quiet_transformers()
         self.source = source
         self.device = torch.device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(source.path)
-        self.model = RobertaModel.from_pretrained(source.path, add_pooling_layer=False, dtype=torch.float32).to(self.device).eval()
+        model = materialise(
+            source, lambda path: RobertaModel.from_pretrained(path, add_pooling_layer=False, dtype=torch.float32),
+            lambda path: self.bare_model(RobertaConfig.from_pretrained(path)))
+        self.model = model.to(self.device).eval()
         cfg = self.model.config
         self.layer = check_layer(self.kind, layer, cfg.num_hidden_layers)
         # Positions start after padding_idx, so the model takes max_position_embeddings - 2 tokens.
@@ -84,6 +110,7 @@ class RobertaEncoder(EncoderBase):
                 f"tokenizer={type(self.tokenizer).__name__};frames=tokens+specials;"
                 f"window={self.capacity};overlap={self.overlap};stitch=most-central"
             ),
+            config=cfg,
         )
 
     @property

@@ -33,7 +33,17 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..store.records import EncoderRecord
-from ._hf import check_layer, chunks, encoder_record, hidden, owned_spans, quiet_transformers, window_starts
+from ._hf import (
+    check_layer,
+    chunks,
+    config_with,
+    encoder_record,
+    hidden,
+    materialise,
+    owned_spans,
+    quiet_transformers,
+    window_starts,
+)
 from .base import EncoderBase, ModelSource, Modality, register
 
 WINDOW_SECONDS = 60.0
@@ -61,8 +71,11 @@ class WavLMEncoder(EncoderBase):
     paper_config: ClassVar[dict[str, Any]] = dict(
         hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
         conv_dim=(512,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
-        conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True,
+        conv_bias=False, feat_extract_norm="layer", do_stable_layer_norm=True,
         num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16, num_buckets=320, max_bucket_distance=800,
+    )
+    paper_processor: ClassVar[dict[str, Any]] = dict(
+        feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True, return_attention_mask=True,
     )
     tiny_seed: ClassVar[int] = 1
     max_batch: int = 32
@@ -77,24 +90,39 @@ class WavLMEncoder(EncoderBase):
         import torch
         from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMModel
 
-        config = WavLMConfig(**{**cls.paper_config, "hidden_size": 64, "num_hidden_layers": 2,
+        # conv_bias as the tiny model was first built (the store fingerprints of its frames stay valid)
+        config = WavLMConfig(**{**cls.paper_config, "hidden_size": 64, "num_hidden_layers": 2, "conv_bias": True,
                                 "num_attention_heads": 4, "intermediate_size": 128, "conv_dim": (32,) * 7})
         torch.manual_seed(cls.tiny_seed)
         WavLMModel(config).save_pretrained(directory)
-        Wav2Vec2FeatureExtractor(
-            feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True, return_attention_mask=True
-        ).save_pretrained(directory)
+        Wav2Vec2FeatureExtractor(**cls.paper_processor).save_pretrained(directory)
+
+    @classmethod
+    def build_paper_random(cls, directory: Path, texts: list[str], layers: int | None = None) -> None:
+        """wavlm-large's config and feature extractor; no weights (`base.ModelSource.random_seed`)."""
+        from transformers import Wav2Vec2FeatureExtractor, WavLMConfig
+
+        config_with(WavLMConfig, cls.paper_values(layers), cls.tiny_seed).save_pretrained(directory)
+        Wav2Vec2FeatureExtractor(**cls.paper_processor).save_pretrained(directory)
+
+    @classmethod
+    def bare_model(cls, config: Any) -> Any:
+        from transformers import WavLMModel
+
+        return WavLMModel(config)
 
     def __init__(self, source: ModelSource, *, layer: int | None = None, device: str = "cpu",
                  window_seconds: float = WINDOW_SECONDS) -> None:
         import torch
-        from transformers import Wav2Vec2FeatureExtractor, WavLMModel
+        from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMModel
 
         quiet_transformers()
         self.source = source
         self.device = torch.device(device)
         self.features = Wav2Vec2FeatureExtractor.from_pretrained(source.path)
-        self.model = WavLMModel.from_pretrained(source.path, dtype=torch.float32).to(self.device).eval()
+        model = materialise(source, lambda path: WavLMModel.from_pretrained(path, dtype=torch.float32),
+                            lambda path: self.bare_model(WavLMConfig.from_pretrained(path)))
+        self.model = model.to(self.device).eval()
         cfg = self.model.config
         self.layer = check_layer(self.kind, layer, cfg.num_hidden_layers)
         self.field, self.hop = conv_geometry(tuple(cfg.conv_kernel), tuple(cfg.conv_stride))
@@ -112,6 +140,7 @@ class WavLMEncoder(EncoderBase):
                 f"sr={SAMPLE_RATE};mono;normalize={'per-clip' if self.features.do_normalize else 'none'};"
                 f"attention-mask;cut=conv-length{windowing}"
             ),
+            config=cfg,
         )
 
     @property

@@ -6,7 +6,7 @@ not change, so they have `clean` only; a reader of an augmented variant takes a 
 frames (the training loader does: `train.data`, text encoders = `frame_rate IS NULL` in `encoders`).
 
 Batches come from length bucketing: clips sorted by duration are packed while the batch's *padded*
-audio (batch size x longest clip; for Whisper each clip is a 30 s window) stays within
+audio (batch size x longest clip; for padded Whisper each clip is a 30 s window) stays within
 `batch_seconds`. The bucket plan is made over all planned clips, before finished clips are dropped, so a
 resumed run sees the same batches as an uninterrupted one and writes bit-identical frames.
 
@@ -118,6 +118,9 @@ class EmbedConfig:
     """Longest clip to embed (`audio.DEFAULT_MAX_SECONDS`); a longer one is bad input."""
     max_transcript_chars: int = DEFAULT_MAX_TRANSCRIPT_CHARS
     """Longest transcript text encoders take; a longer one is bad input."""
+    whisper_window: str = "padded"
+    """`padded` (the paper's: every clip in a 30 s window) or `trimmed` (the clip's own length; its own
+    fingerprint, so the two never share an array): `encoders.whisper`."""
 
     def __post_init__(self) -> None:
         from ..encoders.registry import encoder_kinds
@@ -130,6 +133,9 @@ class EmbedConfig:
         if unknown or not self.encoders:
             raise InvalidOption("encoders", f"unknown encoder {', '.join(unknown) or '(none)'}: choose from {', '.join(kinds)}")
         check_variants(list(self.augment))
+        from ..encoders.whisper import check_window
+
+        check_window(self.whisper_window)
         if self.batch_seconds is None:
             object.__setattr__(self, "batch_seconds", default_batch_seconds(self.device))
         if not self.batch_seconds > 0:
@@ -139,6 +145,10 @@ class EmbedConfig:
                                                f"got {self.max_seconds}")
         if not self.max_transcript_chars >= 0:
             raise InvalidOption("max_transcript_chars", f"must not be negative, got {self.max_transcript_chars}")
+
+    def encoder_options(self) -> dict[str, dict[str, str]]:
+        """Each encoder kind's own options (`load_encoder(options=...)`)."""
+        return {"whisper": {"window": self.whisper_window}}
 
     def modalities(self) -> set[str]:
         """Which inputs the requested encoders read: `audio`, `text` or both (from the registry)."""
@@ -199,7 +209,7 @@ def load_encoders(layout: StoreLayout, cfg: EmbedConfig, texts: Sequence[str]) -
     return [
         load_encoder(
             kind, cfg.preset, model_dir=cfg.model_dir, layer=cfg.layer, device=cfg.device,
-            models_dir=layout.models, texts=texts,
+            models_dir=layout.models, texts=texts, options=cfg.encoder_options().get(kind),
         )
         for kind in cfg.encoders
     ]
@@ -245,7 +255,8 @@ def embed_store(
             # each writer knows which clips its (encoder, variant) already holds.
             todo: list[tuple["Encoder", str, Any, list[list[ClipSource]]]] = []
             for enc in encoders:
-                plan = bucket_batches(clips, cfg.batch_seconds, type(enc).padded_seconds)
+                # the instance's cost (trimmed Whisper: a clip's own length)
+                plan = bucket_batches(clips, cfg.batch_seconds, enc.padded_seconds)
                 for variant in units_for(enc, cfg.augment):
                     writer = stack.enter_context(store.open_writer(catalog, enc.record, variant))
                     done = writer.done()

@@ -64,11 +64,17 @@ class PredictConfig:
     experiment: str | None = None
     max_seconds: float = DEFAULT_MAX_SECONDS
     """Longest file to predict; a longer one is reported and skipped (`audio.DEFAULT_MAX_SECONDS`)."""
+    whisper_window: str | None = None
+    """Whisper's window (`padded` / `trimmed`); None: the one the run's frames were made with (found by
+    fingerprint among the encoder's `option_choices`)."""
 
     def __post_init__(self) -> None:
         from ..model.device import check_device
 
         check_device(self.device)
+        if self.whisper_window is not None:
+            from ..encoders.whisper import check_window
+            check_window(self.whisper_window)
         if not self.window_seconds >= MIN_SECONDS:
             raise InvalidOption("window_seconds", f"must be at least {MIN_SECONDS} (the shortest clip), "
                                                   f"got {self.window_seconds}")
@@ -216,6 +222,7 @@ def _source(layout: StoreLayout, cfg: PredictConfig, name: str, stored: dict[str
             meta: dict[str, Any]) -> tuple[str, int | None, str, Path | None]:
     """(kind, layer, preset, model_dir) to rebuild encoder `name` as the store embedded with it: kind and
     layer from the catalog's `encoders` row, else from what the checkpoint recorded; never from the name."""
+    from ..encoders.presets import BUILT
     checkpoint = None
     if name in stored:
         kind, layer, checkpoint = stored[name].kind, stored[name].layer, stored[name].checkpoint
@@ -227,8 +234,9 @@ def _source(layout: StoreLayout, cfg: PredictConfig, name: str, stored: dict[str
     if cfg.preset:
         return kind, layer, cfg.preset, cfg.model_dir
     if checkpoint is not None:
-        if str(checkpoint).startswith("sertool-tiny/"):
-            return kind, layer, "tiny", None
+        for preset in BUILT:  # `sertool-tiny/wavlm`, `sertool-paper-random/wavlm`
+            if str(checkpoint).startswith(f"sertool-{preset}/"):
+                return kind, layer, preset, None
         local = Path(str(checkpoint))
         if cfg.model_dir is None and local.is_absolute() and local.is_dir():
             return kind, layer, "paper", local.parent
@@ -252,7 +260,8 @@ def load_models(
     tracker: "Tracker", layout: StoreLayout, run_ids: Sequence[str], cfg: PredictConfig, need_asr: bool
 ) -> _Loaded:
     """Each run's checkpoint, and the encoders they were trained on, refusing any fingerprint mismatch."""
-    from ..encoders.registry import load_encoder
+    from ..encoders.presets import BUILT
+    from ..encoders.registry import load_encoder, matching
     from ..train.checkpoint import CheckpointInfo, load_model
 
     models: dict[str, Any] = {}
@@ -277,10 +286,12 @@ def load_models(
     text_preset: tuple[str, Path | None] | None = None
     for name, (fp, label, meta) in wanted.items():
         kind, layer, preset, model_dir = _source(layout, cfg, name, stored, meta)
-        if preset == "tiny" and not (layout.models / "tiny" / "tiny.json").exists() and texts is None:
-            texts = _corpus_texts(layout) or []
+        if preset in BUILT and not (layout.models / preset / f"{preset}.json").exists() and texts is None:
+            texts = _corpus_texts(layout) or []  # built here on first use: tokenizers from the corpus
+        options = {"window": cfg.whisper_window} if kind == "whisper" and cfg.whisper_window else None
         enc = load_encoder(kind, preset, model_dir=model_dir, layer=layer, device=cfg.device,
-                           models_dir=layout.models, texts=texts)
+                           models_dir=layout.models, texts=texts, options=options)
+        enc = enc if options else matching(enc, fp)  # the window the run's frames were made with
         got = enc.record.fingerprint
         if got != fp:
             raise StoreMismatch(

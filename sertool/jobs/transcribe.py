@@ -44,7 +44,7 @@ def transcribe_missing(
 ) -> TranscribeReport:
     """Transcribe clips with no transcript, in batches, committing each batch (source `asr`)."""
     from ..audio import SAMPLE_RATE, load_audio
-    from ..encoders.presets import check_preset
+    from ..encoders.presets import BUILT, check_preset
     from ..progress import progress_bar
 
     from ..model.device import check_device
@@ -59,7 +59,7 @@ def transcribe_missing(
         from ..encoders.asr import load_asr
 
         asr = load_asr(preset, model_dir=model_dir, device=device, models_dir=layout.models,
-                       texts=corpus_transcripts(cat, ASR_SOURCE) if preset == "tiny" else None)
+                       texts=corpus_transcripts(cat, ASR_SOURCE) if preset in BUILT else None)
         done, audio_s = 0, 0.0
         with progress_bar(console, unit="clips") as progress:
             task = progress.add_task("transcribing", total=len(todo))

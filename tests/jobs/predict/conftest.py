@@ -100,6 +100,10 @@ def setup(tmp_path_factory) -> Setup:
         s.run_ids[name], s.models[name] = _log_checkpoint(tracker, root, name, seed, encoders, s.experiment)
     s.run_ids["tiny-badfp"], _ = _log_checkpoint(tracker, root, "tiny-badfp", 3, encoders, s.experiment,
                                                  {"wavlm": "deadbeefdeadbeef"})
+    # trained on frames of `sertool embed --whisper-window trimmed`
+    trimmed = {"whisper": encoders["whisper"].configured(window="trimmed").record.fingerprint}
+    s.run_ids["tiny-trimmed"], s.models["tiny-trimmed"] = _log_checkpoint(tracker, root, "tiny-trimmed", 4, encoders,
+                                                                          s.experiment, trimmed)
     a, b = s.run_ids["tiny-a"], s.run_ids["tiny-b"]
     spec = EnsembleSpec(task=2, method="topk", top=1,
                         members={"arousal": [a], "valence": [b], "dominance": [a, b]})

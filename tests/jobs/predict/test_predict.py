@@ -107,6 +107,29 @@ def test_runs_and_ensembles_predict_with_their_own_models_and_encoders(setup):
     np.testing.assert_allclose(n.probs, (e.probs + b.probs) / 2, atol=1e-5)
 
 
+def test_a_run_on_trimmed_whisper_frames_predicts_with_trimmed_whisper(setup):
+    import dataclasses
+
+    from sertool.audio import load_audio
+
+    files = [setup.audio["short"]]
+    cfg = PredictConfig(transcript="well then", experiment=setup.experiment)
+    (row,) = predict_files(setup.layout, "tiny-trimmed", files, cfg, tracker=setup.tracker).rows
+    trimmed = dict(setup.encoders, whisper=setup.encoders["whisper"].configured(window="trimmed"))
+    probs, attrs = direct(dataclasses.replace(setup, encoders=trimmed), "tiny-trimmed",
+                          load_audio(setup.audio["short"]), "well then")
+    np.testing.assert_allclose(row.probs, probs, atol=1e-5)
+    np.testing.assert_allclose(row.attrs, attrs, atol=1e-5)
+    (same,) = predict_files(setup.layout, "tiny-trimmed", files, dataclasses.replace(cfg, whisper_window="trimmed"),
+                            tracker=setup.tracker).rows
+    np.testing.assert_allclose(same.attrs, row.attrs, atol=1e-6)
+    with pytest.raises(StoreMismatch, match="whisper frames with fingerprint"):
+        predict_files(setup.layout, "tiny-trimmed", files, dataclasses.replace(cfg, whisper_window="padded"),
+                      tracker=setup.tracker)
+    with pytest.raises(InvalidOption, match="whisper_window"):
+        PredictConfig(whisper_window="cropped")
+
+
 def test_a_run_of_other_encoders_is_refused(setup):
     with pytest.raises(StoreMismatch, match=r"tiny-badfp .*wavlm frames with fingerprint deadbeefdeadbeef"):
         predict_files(setup.layout, "tiny-badfp", [setup.audio["short"]],
