@@ -52,6 +52,10 @@ def ensemble(
     include_ensembles: Annotated[
         bool, typer.Option("--include-ensembles", help="Earlier ensemble runs are candidates too.")
     ] = False,
+    allow_mixed_data: Annotated[
+        bool, typer.Option("--allow-mixed-data", help="Ensemble runs trained on different data (other digests: "
+                           "labels, clips, targets, encoders or audio differ) instead of refusing them.")
+    ] = False,
 ) -> None:
     """Choose members on dev, average their predictions, log the ensemble run, write the submission."""
     from ..ensemble.build import EnsembleConfig, build_ensemble
@@ -60,10 +64,11 @@ def ensemble(
         task=task, top=top, method=method.value, experiment=experiment, filter_string=filter_string,
         stages=names(stages) or None, parent=parent, baseline=baseline, baseline_attributes=names(baseline_attributes),
         pins=tuple(pins or ()), test_split=test_split, name=name, out=out_path, include_ensembles=include_ensembles,
-        folds=folds, seed=seed,
+        folds=folds, seed=seed, allow_mixed_data=allow_mixed_data,
     )
     st = state(ctx)
-    result = build_ensemble(st.layout, cfg, st.tracker(experiment), console=err)
+    tracker = st.tracker(experiment)
+    result = build_ensemble(st.layout, cfg, tracker, console=err)
     for note in result.notes:
         err.print(f"note: {note}", highlight=False)
     print_result(result)

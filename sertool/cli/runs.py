@@ -30,6 +30,8 @@ def runs(
         str, typer.Option("--filter", help="MLflow search filter, e.g. \"params.lr = '1e-05'\".")
     ] = "",
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many runs.")] = 50,
+    stale: Annotated[bool, typer.Option("--stale", help="Only runs whose logged data digest no longer matches "
+                                        "the store's data (labels, clips, encoders or audio changed since).")] = False,
 ) -> None:
     """List tracked runs with their best dev metrics (Run: an id prefix that `--init-from` etc. accept)."""
     from ..metrics import RUN_COLUMNS, best, dev, tracked_name
@@ -46,8 +48,14 @@ def runs(
         quoted = sort_metric if re.fullmatch(r"\w+", sort_metric) else f"`{sort_metric}`"
         order_by = [f"metrics.{quoted} {'ASC' if ascending else 'DESC'}", *order_by]
     found = tracker.find_runs(
-        filter_string=filter_string, order_by=order_by, max_results=limit, kind=kind.value if kind else None
+        filter_string=filter_string, order_by=order_by, max_results=10_000 if stale else limit,
+        kind=kind.value if kind else None,
     )
+    why: dict[str, str] = {}
+    if stale:
+        found, why = _stale(ctx, tracker, found, limit)
+        if not found:
+            return
     if not found:
         err.print(f"no runs in experiment {tracker.experiment!r} ({tracker.shown_uri})")
         return
@@ -66,6 +74,8 @@ def runs(
     for title, _ in columns:
         table.add_column(title, justify="right", no_wrap=True)
     table.add_column("Started")
+    if stale:
+        table.add_column("Stale data", overflow="fold")
     from ..tracking.names import REFIT_TAG
 
     refits = 0
@@ -77,11 +87,33 @@ def runs(
             value = next((r.metrics[n] for n in names if n in r.metrics), None)
             cells.append(("no dev" if refit else "–") if value is None else f"{value:.4f}")
         cells.append(r.start_time.strftime("%m-%d %H:%M") if r.start_time else "")
+        if stale:
+            cells.append(why[r.run_id])
         table.add_row(*cells)
     out.print(table)
     if refits:
         err.print(f"note: {refits} refit run(s) trained on Train and Development (--refit): they have no dev "
                   "figures; their parent run's are the ones that chose them", highlight=False)
+
+
+def _stale(ctx: typer.Context, tracker, found: list, limit: int) -> tuple[list, dict[str, str]]:
+    """The runs of `found` whose data changed since, and why each is stale; notes on what was not checked."""
+    from ..jobs.lineage import stale_runs
+
+    report = stale_runs(state(ctx).layout, tracker)
+    ids = {r.run_id for r in found}
+    hits = [s for s in report.stale if s.run.run_id in ids][:limit]
+    if report.without_lineage:
+        err.print(f"note: {report.without_lineage} run(s) logged no dataset (from before sertool logged them): "
+                  "not checked", highlight=False)
+    if report.other_stores:
+        err.print(f"note: {report.other_stores} run(s) were trained on another store: not checked", highlight=False)
+    if not hits:
+        out.print(f"no stale runs: the data of all {report.checked} checked run(s) is what the store holds now")
+    why = {s.run.run_id: f"{s.dataset.name} {s.dataset.context}: {s.dataset.digest[:8]} -> "
+                         f"{s.now.digest[:8] if s.now.exists else 'scheme gone'}" for s in hits}
+    order = {r.run_id: i for i, r in enumerate(found)}
+    return sorted((s.run for s in hits), key=lambda r: order[r.run_id]), why
 
 
 def ui(

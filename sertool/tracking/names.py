@@ -47,6 +47,13 @@ REFIT_TAG = "sertool.refit"
 """On a refit run (`--refit train+dev N`): what it trained on. Such a run has no dev figures."""
 """A run that learnt (almost) nothing says so (`train.diagnostics`)."""
 ENCODER_TAG_PREFIX = "sertool.encoder."  # + encoder name -> fingerprint
+DATA_DIGEST_TAG = "sertool.data_digest"
+"""The digest of a run's training data (its `training` dataset input): ensembles compare it, and
+`--filter "tags.\"sertool.data_digest\" = '...'"` picks the runs of one version of the data."""
+CHECKPOINT_MODEL_TAG = "sertool.checkpoint_model"
+"""The id of the MLflow logged model that holds a training run's checkpoint."""
+TRAINING, EVALUATION = "training", "evaluation"
+"""Dataset contexts (`mlflow.data.context`): what trained the model, and what selected and scored it."""
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"

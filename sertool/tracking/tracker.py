@@ -234,6 +234,8 @@ class Tracker:
         except MlflowException:
             raise NotFound(f"no run with id {run_id!r} in tracking store {self.shown_uri}") from None
 
+    mlflow_run = _get_mlflow_run
+
     def get_run(self, run_id: str) -> RunInfo:
         return RunInfo.from_mlflow(self._get_mlflow_run(run_id))
 
@@ -344,6 +346,23 @@ class Tracker:
         if not weights.exists() or not config.exists():
             raise NotFound(f"run {run_id} has no complete checkpoint (model.safetensors + config.json)")
         return weights, json.loads(config.read_text())
+
+    # -- logged models and the model registry
+    def download_model(self, model_id: str, dst: str | Path) -> Path:
+        """A logged model's files into the directory `dst` (made if need be); returns the folder holding them."""
+        import mlflow.artifacts
+
+        dst = Path(dst)
+        dst.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        try:
+            with _reaching(self.client):
+                lm = self.client.get_logged_model(model_id)
+                got = mlflow.artifacts.download_artifacts(artifact_uri=lm.artifact_location, dst_path=str(dst),
+                                                          tracking_uri=self.uri)
+        except (MlflowException, OSError) as e:
+            raise NotFound(f"logged model {model_id} cannot be read ({e})") from None
+        return Path(got)
 
 
 def _identity_tags() -> dict[str, str]:

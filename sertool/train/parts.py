@@ -10,7 +10,7 @@ and when workers start cannot change what the model computes.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from .checkpoint import CheckpointInfo, check_compatible, read_weights
 from .config import TrainConfig
 from .data import SplitData, TrainingData, load_training_data
 from .distributed import DistInfo
+from .lineage import as_refs, run_datasets
 
 if TYPE_CHECKING:
     import torch
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from ..model.fusion import FusionModel
     from ..model.losses import MultiTaskLoss
     from ..store.reader import EmbeddingReader
+    from ..tracking.records import DatasetRef
     from .targets import TargetMaker
 
 ARCH_FIELDS = ("proj_dim", "lstm_hidden", "lstm_layers", "pooling", "pooled_norm")
@@ -94,6 +96,8 @@ class Feeds:
     train_loader: Any
     dev_loader: Any | None
     """Development is read every epoch (rank 0 only): its workers stay."""
+    datasets: list["DatasetRef"] = field(default_factory=list)
+    """What the run trains and is evaluated on, as the MLflow datasets it logs (`train.lineage`)."""
 
     def eval_loader(self, split: SplitData, *, persistent: bool = False):
         """Batches of a split's clean frames, grouped by length (less padding); the same every epoch."""
@@ -161,6 +165,7 @@ def build_feeds(config: TrainConfig, layout: StoreLayout, device: str, dist: Dis
                                   x_clips=config.x_clips, soft=config.targets == "soft", refit=refit)
         reader = open_reader(layout, data.encoders, [data.train] if config.augment else [], catalog=catalog)
         targets = target_maker(catalog, config, data.train)
+        datasets = as_refs(layout, run_datasets(catalog, config, refit=refit))
     spec = config.sampler_spec
     sampler = PlanSampler(lambda epoch: plan_epoch(
         data.train, samples_per_epoch=config.samples_per_epoch, batch_size=per_rank_batch(config.batch_size, dist.world),
@@ -170,7 +175,7 @@ def build_feeds(config: TrainConfig, layout: StoreLayout, device: str, dist: Dis
                                sampler,
                                num_workers=config.num_workers, prefetch=config.prefetch,
                                pin_memory=device == "cuda", persistent=True, generator=_generator(config.seed))
-    feeds = Feeds(config, data, reader, device, sampler, targets, train_loader, None)
+    feeds = Feeds(config, data, reader, device, sampler, targets, train_loader, None, datasets)
     if dist.is_main:
         feeds.dev_loader = feeds.eval_loader(data.dev, persistent=True)
     return feeds
