@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import demo, embed, ensemble, ingest, predict, report, runs, score, store, train, transcribe
+from . import demo, embed, ensemble, export, ingest, predict, report, runs, score, store, train, transcribe
 from ._common import AppState, ErrorMappingGroup
 
 app = typer.Typer(
@@ -53,7 +53,7 @@ def _root(
     ctx.obj = AppState(store=store_root, catalog=catalog, tracking_uri=tracking_uri, debug=debug)
 
 
-for module in (ingest, store, transcribe, embed, train, runs, ensemble, score, report, predict, demo):
+for module in (ingest, store, transcribe, embed, train, runs, ensemble, score, report, predict, export, demo):
     module.register(app)
 
 
