@@ -120,9 +120,11 @@ def ui(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Interface to bind (0.0.0.0 exposes it to the network).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 5000,
+    experiment: ExperimentOpt = None,
 ) -> None:
-    """Open the MLflow UI on the project's tracking store (until Ctrl-C)."""
-    from ..tracking.server import serve_ui
+    """Open the MLflow UI on the project's tracking store (until Ctrl-C), at the store's training runs."""
+    from ..errors import SertoolError
+    from ..tracking.server import landing_url, serve_ui
     from ..tracking.uri import is_remote, resolve_tracking_uri
 
     uri = resolve_tracking_uri(state(ctx).tracking_uri)
@@ -131,10 +133,16 @@ def ui(
                   "authentication: anyone who reaches this machine can read and change every run. Bind 127.0.0.1 "
                   "and use an SSH tunnel, or run the team server (docker-compose.yml, basic auth).", highlight=False)
     if is_remote(uri):
-        out.print(f"runs are tracked on a server; open {uri}")
+        try:
+            exp_id = state(ctx).tracker(experiment).mark_experiment()
+        except SertoolError:  # the server does not answer now: its address is still the way in
+            exp_id = None
+        out.print(f"runs are tracked on a server; open {landing_url(uri.rstrip('/'), exp_id)}")
         return
+    exp_id = state(ctx).tracker(experiment).mark_experiment()  # the store's experiment, typed as model training
     err.print(f"starting the MLflow UI on {uri} at http://{host}:{port} ...")
-    serve_ui(uri, host, port, on_ready=lambda url: out.print(f"MLflow UI: {url}  (Ctrl-C stops it)"))
+    serve_ui(uri, host, port, experiment_id=exp_id,
+             on_ready=lambda url: out.print(f"MLflow UI: {url}  (Ctrl-C stops it)", soft_wrap=True))
 
 
 def register(app: typer.Typer) -> None:

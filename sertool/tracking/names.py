@@ -58,6 +58,15 @@ GIT_COMMIT_TAG = "mlflow.source.git.commit"
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_TAGS = {EXPERIMENT_KIND_TAG: "custom_model_development"}
+"""Set on every experiment sertool makes: MLflow's UI types it as model training, not a GenAI app (3.17
+picks the landing page from the URL's `workflowType`, which `sertool ui` sets; the tag says the same to
+versions and clients that read it)."""
+ML_WORKFLOW = "workflowType=machine_learning"
+"""The UI query that opens an experiment on its runs table (MLflow 3.17 otherwise lands on the GenAI
+overview: traces, token usage)."""
+
 # Artifact layout.
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_WEIGHTS = "checkpoint/model.safetensors"

@@ -35,6 +35,7 @@ from ..errors import NotFound, SertoolError
 from .logger import NullRunLogger, RunLogger, _reaching, clean_key, stringify
 from .names import (
     CHECKPOINT_DIR,
+    EXPERIMENT_TAGS,
     GIT_COMMIT_TAG,
     HOST_TAG,
     KIND_TAG,
@@ -142,7 +143,7 @@ class Tracker:
         root = artifact_root_for(self.uri)
         location = (root / _safe_dirname(name)).as_uri() if root is not None else None
         try:
-            return self.client.create_experiment(name, artifact_location=location)
+            return self.client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
         except MlflowException:
             # Another process (a parallel sweep) created it between our lookup and create.
             exp = self.client.get_experiment_by_name(name)
@@ -221,6 +222,18 @@ class Tracker:
                     self.client.set_terminated(run.run_id, "FAILED")
                 gone.append(self.get_run(run.run_id))
         return gone
+
+    def mark_experiment(self, name: str | None = None) -> str | None:
+        """The experiment's id, its kind tag set if missing (`EXPERIMENT_TAGS`); None if it does not exist yet."""
+        try:
+            exp_id = self.experiment_id(name)
+        except NotFound:
+            return None
+        exp = self.client.get_experiment(exp_id)
+        missing = {k: v for k, v in EXPERIMENT_TAGS.items() if k not in exp.tags}
+        for key, value in missing.items():
+            self.client.set_experiment_tag(exp_id, key, value)
+        return exp_id
 
     def metric_steps(self, run_id: str, key: str) -> set[int]:
         """The steps at which a run logged metric `key` (a resumed run skips logging them again)."""
