@@ -287,7 +287,7 @@ class EmbeddingWriter:
         if again or len(set(ids)) != len(ids):
             dup = again[0] if again else next(c for c in ids if ids.count(c) > 1)
             raise ValueError(f"clip {dup!r} is already stored for {self.record.name}/{self.variant}")
-        arrays = []
+        arrays, checksums = [], []
         for cid, a in items:
             a = np.asarray(a)
             if a.ndim != 2 or a.shape[1] != dim:
@@ -296,7 +296,7 @@ class EmbeddingWriter:
             if len(h) and int((h.view(np.uint16) & 0x7C00).max()) == 0x7C00:  # exponent all ones: inf/NaN
                 raise ValueError(f"clip {cid!r}: frames are not finite in float16 (overflow or NaN)")
             arrays.append(h)
-        checksums = [frames_checksum(a) for a in arrays]
+            checksums.append(frames_checksum(h))  # right after the scan above, while the clip is in cache
         lengths = np.array([len(a) for a in arrays], dtype=np.int64)
         starts = self.next_row + np.concatenate([[0], np.cumsum(lengths)[:-1]])
         end = self.next_row + int(lengths.sum())

@@ -14,6 +14,12 @@ Artifact layout of a training run::
 
 An ensemble run adds `ensemble.json` (its members; a stacked one's meta-models as plain numbers) and
 `submission/<file>.csv`; a sweep's parent run holds `recipe/<file>.toml` and `sweep_summary.csv`.
+
+Besides its artifacts a training run outputs its checkpoint as an MLflow 3 logged model (named
+`<run>-checkpoint`; `sertool.checkpoint_model` holds its id) and logs its `training` and `evaluation`
+datasets (`train.lineage`); an ensemble registered with `--register` outputs a `<run>-pyfunc` model.
+Logged models' names never equal an artifact folder's: MLflow reads `runs:/<run>/<name>` from the
+model of that name.
 """
 
 from __future__ import annotations
