@@ -80,6 +80,10 @@ def embed(
         err.print(f"note: {len(report.stale_left)} embedding(s) of {', '.join(units)} were made from audio that has "
                   "changed since; this run does not embed those: run `sertool embed` with them "
                   "(`sertool store verify --audio` lists them)", highlight=False, soft_wrap=True)
+    if report.unchecked:
+        err.print(f"note: {report.unchecked} stored embedding(s) have no frame checksum (embedded before sertool kept "
+                  "them): they read as ever, but `store verify --frames` cannot check them; `sertool store drop "
+                  "ENCODER/VARIANT` and embed again to give them one", highlight=False, soft_wrap=True)
     for clip_id, path, reason in report.skipped:
         err.print(f"skipped {clip_id} ({path}): {reason}", highlight=False, soft_wrap=True)
     if report.nothing_to_do:

@@ -38,6 +38,7 @@ from ..audio import DEFAULT_MAX_SECONDS, DEFAULT_MAX_TRANSCRIPT_CHARS, MIN_SECON
 from ..errors import InvalidOption
 from ..store.catalog import Catalog
 from ..store.layout import StoreLayout
+from ..store.provenance import unchecked_rows
 from ..store.records import ClipSource
 from .augment import CLEAN, check_variants
 from .embed_checks import (  # noqa: F401  (check_audio, record_skips: embed_parts and callers import them here)
@@ -171,6 +172,8 @@ class EmbedReport:
     """(clip, encoder, variant) rows made from audio that has changed since: deleted and embedded again."""
     stale_left: list[tuple[str, str, str]] = field(default_factory=list)
     """Rows of encoders or variants this run does not embed, made from audio that has changed since."""
+    unchecked: int = 0
+    """Rows of this run's encoders and variants without a frame checksum (embedded before sertool kept them)."""
 
     @property
     def written(self) -> int:
@@ -248,6 +251,9 @@ def embed_store(
             units = [(e.record.name, v) for e in encoders if e.modality == "audio" for v in units_for(e, cfg.augment)]
             refreshed = refresh_changed_audio(catalog, clips, units)
             report.remade, report.stale_left = refreshed.remade, refreshed.left
+        if recheck_skipped:
+            report.unchecked = unchecked_rows(
+                catalog, [(e.record.name, v) for e in encoders for v in units_for(e, cfg.augment)])
 
         with ExitStack() as stack:
             # Open every unit's writer first: a fingerprint mismatch stops the run before any work, and

@@ -107,3 +107,13 @@ def forget_rows(catalog: Catalog, rows: Sequence[tuple[str, str, str]]) -> None:
                         "(SELECT (clip_id, encoder, variant) FROM _sertool_forget)")
     finally:
         catalog.con.unregister("_sertool_forget")
+
+
+def unchecked_rows(catalog: Catalog, units: Sequence[tuple[str, str]]) -> int:
+    """Rows of `units` without a frame checksum (written before sertool kept them): they read as ever,
+    but nothing can tell whether their frames are still what was written."""
+    if not units:
+        return 0
+    pairs = [f"{e}/{v}" for e, v in units]
+    return int(catalog.scalar("SELECT count(*) FROM embeddings WHERE checksum IS NULL AND encoder || '/' || variant "
+                              "IN (SELECT unnest(?::VARCHAR[]))", [pairs]) or 0)

@@ -80,3 +80,13 @@ def test_a_touched_file_keeps_its_rows(layout, tiny_encoders):
     assert report.remade == [] and report.nothing_to_do
     with Catalog(layout.catalog, read_only=True) as cat:  # the fresh stamp is kept: the next run only stats
         assert cat.scalar("SELECT mtime_ns FROM audio_hashes WHERE clip_id = ?", [clip]) == st.st_mtime_ns + 5_000_000_000
+
+
+def test_embed_says_which_rows_have_no_checksum(layout, tiny_encoders):
+    """Rows from before checksums read as ever; a re-embed says they cannot be checked."""
+    cfg = EmbedConfig(preset="tiny", encoders=("wavlm",), batch_seconds=40.0)
+    embed_store(layout, cfg, encoders=[tiny_encoders["wavlm"]])
+    with Catalog(layout.catalog) as cat:
+        cat.execute("UPDATE embeddings SET checksum = NULL")
+    report = embed_store(layout, cfg, encoders=[tiny_encoders["wavlm"]])
+    assert report.nothing_to_do and report.unchecked == len(clip_rows(layout))
