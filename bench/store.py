@@ -1,4 +1,5 @@
-"""Embedding store read benchmark: the store vs per-clip .npy files vs a flat np.memmap per encoder.
+"""Embedding store benchmark: reads against per-clip .npy files and a flat np.memmap per encoder, and
+what frame checksums cost the writer (and do not cost the reader).
 
 Writes N clips of ragged fp16 embeddings for three encoders at paper dims (whisper 1280, wavlm
 1024 at 50 frames/s, lognormal lengths with a 5 s median; roberta 1024 at ~3 tokens/s) into
@@ -13,13 +14,21 @@ One process, one thread each; warm page cache (every batch is read once untimed 
 timed: "frames only", each clip's frames as an array of its own without padding (where the
 formats differ most: building the padded float32 batch costs the same on all three sides).
 
-usage: python bench/store.py [--clips 3000] [--batches 4] [--repeats 2] [--dir DIR] [--cold]
+Checksums: the first --checksum-clips clips are written into fresh stores with frame checksums on (as
+`sertool embed` writes) and off (rows without one, as before sertool kept them), alternating which
+goes first, best of --checksum-rounds; the checksums alone are also timed on the same frames. The
+two stores are then read (padded fp16 batches, interleaved): the normal read path never looks at a
+checksum; `read(verify=True)` (what `store verify --frames` does per row) is timed beside it.
+
+usage: python bench/store.py [--clips 3000] [--batches 4] [--repeats 2] [--dir DIR] [--checksum-clips 600] [--cold]
 (--cold: cold reads, random vs blocked order against the disk's sequential bandwidth: bench/cold.py)
 The fp16 batch is the same output from all three sides (the .npy files' fp32 converted on the copy).
 Ends with one JSON line: read_speedup (store's fp16 batch / the .npy files' faster padded batch,
 fp32 or fp16), limit_fraction (store / memmap,
 fp16 batch), disk_ratio (store / npy bytes), files_per_100_clips (store), the fp32_* and frames_*
-ratios, clips.
+ratios, clips, and checksum_write_cost ((off write clips/s) / (on) - 1), checksum_share (checksum
+seconds / write seconds with them on), checksum_read_ratio (reading the checksummed store / the other),
+verify_read_fraction (read with verify / plain read).
 """
 
 from __future__ import annotations
@@ -37,7 +46,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import sertool.store.embeddings as embeddings_module  # noqa: E402
 from sertool.store.catalog import Catalog  # noqa: E402
+from sertool.store.checksums import frames_checksum  # noqa: E402
 from sertool.store.embeddings import EmbeddingStore  # noqa: E402
 from sertool.store.reader import pad_batch  # noqa: E402
 from sertool.store.layout import StoreLayout  # noqa: E402
@@ -126,6 +137,79 @@ def write_all(work: Path, ids: list[str], lengths: dict[str, np.ndarray], write_
             np.save(mm_dir / f"{enc}.offsets.npy", offsets)
         times["memmap"] = time.perf_counter() - t
     return {"layout": layout, "npy": npy_dir, "memmap": mm_dir, "write_s": times}
+
+
+def _paired_writes(work: Path, ids: list[str], lengths: dict[str, np.ndarray], pools: dict, write_batch: int,
+                   tag: str) -> dict[str, list[float]]:
+    """Seconds of each write call, writing the clips into two fresh stores, all three encoders: one with frame checksums (as
+    `sertool embed` writes), one without (the writer's checksum function replaced by one that gives none,
+    for its calls only: rows as before sertool kept checksums). Batch by batch, the two writes alternate
+    which goes first, so load from other processes falls on both alike."""
+    roots = {m: work / f"checksums-{m}{tag}" for m in ("on", "off")}
+    for root in roots.values():
+        shutil.rmtree(root, ignore_errors=True)
+    stores = {m: EmbeddingStore(StoreLayout.at(r)) for m, r in roots.items()}
+    cats = {m: Catalog(StoreLayout.at(r).catalog) for m, r in roots.items()}
+    spent: dict[str, list[float]] = {"on": [], "off": []}
+    saved = embeddings_module.frames_checksum
+    try:
+        for enc, dim in ENCODERS.items():
+            rec = EncoderRecord(enc, enc, f"bench/{enc}", None, None, dim,
+                                None if enc == "roberta" else float(FPS), "float16", "bench")
+            writers = {m: stores[m].open_writer(cats[m], rec, "clean") for m in stores}
+            for k, s in enumerate(range(0, len(ids), write_batch)):
+                items = [(ids[i], clip_frames(pools[enc], i, int(lengths[enc][i])))
+                         for i in range(s, min(s + write_batch, len(ids)))]
+                for m in (("on", "off") if k % 2 == 0 else ("off", "on")):
+                    embeddings_module.frames_checksum = saved if m == "on" else (lambda frames: None)
+                    t = time.perf_counter()
+                    writers[m].write(items)
+                    spent[m].append(time.perf_counter() - t)
+            for w in writers.values():
+                w.close()
+    finally:
+        embeddings_module.frames_checksum = saved
+        for c in cats.values():
+            c.close()
+    return spent
+
+
+def checksum_bench(work: Path, ids: list[str], lengths: dict[str, np.ndarray], write_batch: int, rounds: int,
+                   batch: int, repeats: int, seed: int) -> dict:
+    """Write throughput with checksums on and off, the checksums' own time, and reads of both stores."""
+    rng = np.random.default_rng(1)
+    pools = {e: rng.standard_normal((int(lengths[e].max()) * 64, d), dtype=np.float32).astype(np.float16)
+             for e, d in ENCODERS.items()}
+    per_batch: dict[str, list[list[float]]] = {"on": [], "off": []}
+    for r in range(rounds):  # per write call, the best of the rounds (as the reads: noise only adds time)
+        spent = _paired_writes(work, ids, lengths, pools, write_batch, "" if r == rounds - 1 else f"-{r}")
+        for m in per_batch:
+            per_batch[m].append(spent[m])
+            if r < rounds - 1:  # the last round's stores are kept, for the reads
+                shutil.rmtree(work / f"checksums-{m}-{r}", ignore_errors=True)
+    best = {m: float(np.min(np.array(v), axis=0).sum()) for m, v in per_batch.items()}
+    # the checksums alone, on the float16 frames the writer hashes
+    own = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for enc in ENCODERS:
+            for i in range(len(ids)):
+                frames_checksum(clip_frames(pools[enc], i, int(lengths[enc][i])))
+        own = min(own, time.perf_counter() - t)
+    frames_bytes = sum(int(lengths[e].sum()) * d * 2 for e, d in ENCODERS.items())
+    # reads: the normal path from both stores, and the on-demand check
+    picks = np.random.default_rng(seed + 1)
+    batches = [[ids[i] for i in picks.choice(len(ids), size=min(batch, len(ids)), replace=False)] for _ in range(4)]
+    readers = {m: StoreReader(StoreLayout.at(work / f"checksums-{m}")) for m in ("on", "off")}
+    for r in readers.values():
+        for b in batches:
+            owned_frames(r, b)
+    plain = best_rates(readers, batches, padded_fp16, repeats)
+    verified = best_rates({"verify": readers["on"], "plain": readers["on"]}, batches,
+                          lambda r, b: [r.reader.read(e, "clean", b, verify=True) for e in ENCODERS], repeats)
+    raw = best_rates({"plain": readers["on"]}, batches, owned_frames, repeats)
+    return {"write_s": best, "checksum_s": own, "bytes": frames_bytes, "read": plain,
+            "verify": verified["verify"], "frames": raw["plain"]}
 
 
 class NpyReader:
@@ -239,6 +323,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cold", action="store_true",
                     help="cold reads instead (bench/cold.py): random vs blocked order against the disk's bandwidth")
+    ap.add_argument("--checksum-clips", type=int, default=600, help="clips written with checksums on and off")
+    ap.add_argument("--checksum-rounds", type=int, default=5, help="writes of each (per write call, the best is kept)")
     args = ap.parse_args()
     if args.cold:
         return cold_main(args)
@@ -298,6 +384,23 @@ def main() -> None:
             "frames_limit_fraction": round(raw["store"] / raw["memmap"], 2),
             "clips": args.clips,
         }
+        n = min(args.checksum_clips, args.clips)
+        ck = checksum_bench(work, ids[:n], {e: v[:n] for e, v in lengths.items()}, args.write_batch,
+                            args.checksum_rounds, args.batch, args.repeats, args.seed)
+        on, off = n / ck["write_s"]["on"], n / ck["write_s"]["off"]
+        result.update({
+            "checksum_write_cost": round(off / on - 1, 3),
+            "checksum_share": round(ck["checksum_s"] / ck["write_s"]["on"], 3),
+            "checksum_read_ratio": round(ck["read"]["on"] / ck["read"]["off"], 2),
+            "verify_read_fraction": round(ck["verify"] / ck["frames"], 2),
+            "checksum_clips": n,
+        })
+        print(f"checksums, {n} clips ({ck['bytes'] / 1e9:.2f} GB of frames): write {on:.0f} clips/s with them, "
+              f"{off:.0f} without ({result['checksum_write_cost']:+.1%}; the checksums alone take "
+              f"{ck['checksum_s']:.2f} s = {result['checksum_share']:.1%} of the write, "
+              f"{ck['bytes'] / ck['checksum_s'] / 1e9:.1f} GB/s); reading padded fp16: {ck['read']['on']:.0f} vs "
+              f"{ck['read']['off']:.0f} clips/s ({result['checksum_read_ratio']}x); read(verify=True) "
+              f"{ck['verify']:.0f} clips/s = {result['verify_read_fraction']}x a plain read of the frames")
         print(f"store, padded fp16 batches (what training reads): {result['read_speedup']}x per-clip fp32 .npy's faster batch, "
               f"{result['limit_fraction']}x the memmap limit; padded fp32: {result['fp32_read_speedup']}x, "
               f"{result['fp32_limit_fraction']}x; frames only: {result['frames_read_speedup']}x, "

@@ -13,6 +13,11 @@ caller states (`DEFAULT_MAX_SECONDS` unless told otherwise), a transcript of at 
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,20 +61,64 @@ def to_mono_16k(samples: "np.ndarray", sample_rate: int) -> "np.ndarray":
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class FileStamp:
+    """What an audio file was when it was read: the SHA-256 of its bytes, and its size and mtime (which
+    say cheaply, without reading it again, whether it may have changed since)."""
+
+    sha256: str
+    size_bytes: int
+    mtime_ns: int
+
+
+def file_stamp(path: str | Path) -> FileStamp:
+    """The file's stamp, reading it once (for files whose bytes are not read anyway)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        while block := f.read(1 << 20):
+            h.update(block)
+    return FileStamp(h.hexdigest(), st.st_size, st.st_mtime_ns)
+
+
 def load_audio(path: str | Path) -> "np.ndarray":
     """A clip as 16 kHz mono float32; an unreadable or empty file is `BadInput` naming it."""
-    import numpy as np
     import soundfile as sf
 
     try:
         samples, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises LibsndfileError, RuntimeError, OSError... all mean "can't read"
         raise BadInput(path, f"cannot read audio ({str(e).strip() or type(e).__name__})", field="audio") from None
+    return _checked_samples(path, samples, int(sr))
+
+
+def load_audio_stamped(path: str | Path) -> tuple["np.ndarray", FileStamp]:
+    """`load_audio`, plus the stamp of the bytes it decoded: they are read once, hashed and decoded from
+    memory, so the hash is of exactly what was embedded and costs no second pass over the file."""
+    import soundfile as sf
+
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            data = f.read()
+        samples, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception as e:  # as in load_audio: every exception here means "can't read"
+        # name the file (soundfile names the buffer it was handed: "Error opening <_io.BytesIO ...>: ...")
+        why = re.sub(r"^Error opening <_io\.BytesIO object at 0x[0-9a-f]+>", f"Error opening {str(path)!r}",
+                     str(e).strip() or type(e).__name__)
+        raise BadInput(path, f"cannot read audio ({why})", field="audio") from None
+    stamp = FileStamp(hashlib.sha256(data).hexdigest(), st.st_size, st.st_mtime_ns)
+    return _checked_samples(path, samples, int(sr)), stamp
+
+
+def _checked_samples(path: str | Path, samples: "np.ndarray", sr: int) -> "np.ndarray":
+    import numpy as np
+
     if samples.shape[0] == 0:
         raise BadInput(path, "audio file has no samples", field="audio")
     if not np.isfinite(samples).all():
         raise BadInput(path, "audio contains NaN or infinite samples", field="audio")
-    return to_mono_16k(samples, int(sr))
+    return to_mono_16k(samples, sr)
 
 
 def resampled_length(frames: int, sample_rate: int) -> int:

@@ -49,6 +49,11 @@ class StoreMismatch(SertoolError):
     """Data of incompatible provenance would be mixed (e.g. two encoder fingerprints under one name)."""
 
 
+class StoreCorrupt(SertoolError):
+    """Stored frames do not match the checksum their catalog row was committed with (a flipped byte, a
+    truncated or replaced shard file): they are not what was written. `sertool store verify` says where."""
+
+
 class ShrinkRefused(SertoolError):
     """A re-ingest would remove a large share of what the catalog holds for a corpus (a label file
     emptied or moved, audio on a disk that is not mounted): refused unless the user allows it.

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import demo, embed, ensemble, ingest, models, predict, report, runs, score, store, train, transcribe, views
+from . import demo, embed, ensemble, export, ingest, models, predict, report, runs, score, store, train, transcribe, views
 from ._common import AppState, ErrorMappingGroup
 
 app = typer.Typer(
@@ -53,7 +53,7 @@ def _root(
     ctx.obj = AppState(store=store_root, catalog=catalog, tracking_uri=tracking_uri, debug=debug)
 
 
-for module in (ingest, store, views, models, transcribe, embed, train, runs, ensemble, score, report, predict, demo):
+for module in (ingest, store, views, models, transcribe, embed, train, runs, ensemble, score, report, predict, export, demo):
     module.register(app)
 
 

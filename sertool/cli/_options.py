@@ -102,6 +102,13 @@ class Method(str, Enum):
     stack = "stack"
 
 
+class Alias(str, Enum):
+    """Registry aliases a registered ensemble version may get: a candidate, or what was submitted."""
+
+    candidate = "candidate"
+    submitted = "submitted"
+
+
 class RunKind(str, Enum):
     train = "train"
     sweep = "sweep"

@@ -81,6 +81,21 @@ def embed(
         ids = ", ".join(report.readmitted[:5]) + (f" and {n - 5} more" if n > 5 else "")
         err.print(f"re-checked: {len(report.readmitted)} clip(s) skipped by an earlier embed pass every check now "
                   f"and are embedded ({ids})", highlight=False, soft_wrap=True)
+    if report.remade:
+        clips = sorted({c for c, _, _ in report.remade})
+        ids = ", ".join(clips[:5]) + (f" and {len(clips) - 5} more" if len(clips) > 5 else "")
+        err.print(f"audio changed since it was embedded: {len(report.remade)} embedding(s) of {len(clips)} clip(s) "
+                  f"made again ({ids}); `sertool store compact` gives back the old frames' space",
+                  highlight=False, soft_wrap=True)
+    if report.stale_left:
+        units = sorted({f"{e}/{v}" for _, e, v in report.stale_left})
+        err.print(f"note: {len(report.stale_left)} embedding(s) of {', '.join(units)} were made from audio that has "
+                  "changed since; this run does not embed those: run `sertool embed` with them "
+                  "(`sertool store verify --audio` lists them)", highlight=False, soft_wrap=True)
+    if report.unchecked:
+        err.print(f"note: {report.unchecked} stored embedding(s) have no frame checksum (embedded before sertool kept "
+                  "them): they read as ever, but `store verify --frames` cannot check them; `sertool store drop "
+                  "ENCODER/VARIANT` and embed again to give them one", highlight=False, soft_wrap=True)
     for clip_id, path, reason in report.skipped:
         err.print(f"skipped {clip_id} ({path}): {reason}", highlight=False, soft_wrap=True)
     if report.nothing_to_do:

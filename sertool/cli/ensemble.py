@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ._common import err, out, state
-from ._options import ExperimentOpt, Method, names
+from ._options import Alias, ExperimentOpt, Method, names
 
 
 def ensemble(
@@ -52,6 +52,17 @@ def ensemble(
     include_ensembles: Annotated[
         bool, typer.Option("--include-ensembles", help="Earlier ensemble runs are candidates too.")
     ] = False,
+    allow_mixed_data: Annotated[
+        bool, typer.Option("--allow-mixed-data", help="Ensemble runs trained on different data (other digests: "
+                           "labels, clips, targets, encoders or audio differ) instead of refusing them.")
+    ] = False,
+    register: Annotated[
+        Optional[str], typer.Option("--register", help="Also export the ensemble as an MLflow pyfunc model and "
+                                    "register it as a new version of this registered model.")
+    ] = None,
+    alias: Annotated[
+        Alias, typer.Option("--alias", help="The registry alias the new version gets (with --register).")
+    ] = Alias.candidate,
 ) -> None:
     """Choose members on dev, average their predictions, log the ensemble run, write the submission."""
     from ..ensemble.build import EnsembleConfig, build_ensemble
@@ -60,13 +71,24 @@ def ensemble(
         task=task, top=top, method=method.value, experiment=experiment, filter_string=filter_string,
         stages=names(stages) or None, parent=parent, baseline=baseline, baseline_attributes=names(baseline_attributes),
         pins=tuple(pins or ()), test_split=test_split, name=name, out=out_path, include_ensembles=include_ensembles,
-        folds=folds, seed=seed,
+        folds=folds, seed=seed, allow_mixed_data=allow_mixed_data,
     )
     st = state(ctx)
-    result = build_ensemble(st.layout, cfg, st.tracker(experiment), console=err)
+    tracker = st.tracker(experiment)
+    if register is not None:
+        from ..jobs.export import check_model_name
+
+        check_model_name(register)  # before any work
+    result = build_ensemble(st.layout, cfg, tracker, console=err)
     for note in result.notes:
         err.print(f"note: {note}", highlight=False)
     print_result(result)
+    if register is not None and result.run_id:
+        from ..jobs.export import register_run
+
+        reg = register_run(st.layout, tracker, result.run_id, register, alias.value, experiment=experiment)
+        out.print(f"registered: {reg.name} version {reg.version} (alias @{reg.alias}; logged model {reg.model_id}); "
+                  f"load it with mlflow.pyfunc.load_model('models:/{reg.name}@{reg.alias}')", highlight=False)
 
 
 def print_result(result) -> None:

@@ -30,6 +30,8 @@ def runs(
         str, typer.Option("--filter", help="MLflow search filter, e.g. \"params.lr = '1e-05'\".")
     ] = "",
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many runs.")] = 50,
+    stale: Annotated[bool, typer.Option("--stale", help="Only runs whose logged data digest no longer matches "
+                                        "the store's data (labels, clips, encoders or audio changed since).")] = False,
 ) -> None:
     """List tracked runs with their best dev metrics (Run: an id prefix that `--init-from` etc. accept)."""
     from ..metrics import RUN_COLUMNS, best, dev, tracked_name
@@ -46,8 +48,14 @@ def runs(
         quoted = sort_metric if re.fullmatch(r"\w+", sort_metric) else f"`{sort_metric}`"
         order_by = [f"metrics.{quoted} {'ASC' if ascending else 'DESC'}", *order_by]
     found = tracker.find_runs(
-        filter_string=filter_string, order_by=order_by, max_results=limit, kind=kind.value if kind else None
+        filter_string=filter_string, order_by=order_by, max_results=10_000 if stale else limit,
+        kind=kind.value if kind else None,
     )
+    why: dict[str, str] = {}
+    if stale:
+        found, why = _stale(ctx, tracker, found, limit)
+        if not found:
+            return
     if not found:
         err.print(f"no runs in experiment {tracker.experiment!r} ({tracker.shown_uri})")
         return
@@ -66,6 +74,8 @@ def runs(
     for title, _ in columns:
         table.add_column(title, justify="right", no_wrap=True)
     table.add_column("Started")
+    if stale:
+        table.add_column("Stale data", overflow="fold")
     from ..tracking.names import REFIT_TAG
 
     refits = 0
@@ -77,6 +87,8 @@ def runs(
             value = next((r.metrics[n] for n in names if n in r.metrics), None)
             cells.append(("no dev" if refit else "–") if value is None else f"{value:.4f}")
         cells.append(r.start_time.strftime("%m-%d %H:%M") if r.start_time else "")
+        if stale:
+            cells.append(why[r.run_id])
         table.add_row(*cells)
     out.print(table)
     if refits:
@@ -84,13 +96,35 @@ def runs(
                   "figures; their parent run's are the ones that chose them", highlight=False)
 
 
+def _stale(ctx: typer.Context, tracker, found: list, limit: int) -> tuple[list, dict[str, str]]:
+    """The runs of `found` whose data changed since, and why each is stale; notes on what was not checked."""
+    from ..jobs.lineage import stale_runs
+
+    report = stale_runs(state(ctx).layout, tracker)
+    ids = {r.run_id for r in found}
+    hits = [s for s in report.stale if s.run.run_id in ids][:limit]
+    if report.without_lineage:
+        err.print(f"note: {report.without_lineage} run(s) logged no dataset (from before sertool logged them): "
+                  "not checked", highlight=False)
+    if report.other_stores:
+        err.print(f"note: {report.other_stores} run(s) were trained on another store: not checked", highlight=False)
+    if not hits:
+        out.print(f"no stale runs: the data of all {report.checked} checked run(s) is what the store holds now")
+    why = {s.run.run_id: f"{s.dataset.name} {s.dataset.context}: {s.dataset.digest[:8]} -> "
+                         f"{s.now.digest[:8] if s.now.exists else 'scheme gone'}" for s in hits}
+    order = {r.run_id: i for i, r in enumerate(found)}
+    return sorted((s.run for s in hits), key=lambda r: order[r.run_id]), why
+
+
 def ui(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Interface to bind (0.0.0.0 exposes it to the network).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 5000,
+    experiment: ExperimentOpt = None,
 ) -> None:
-    """Open the MLflow UI on the project's tracking store (until Ctrl-C)."""
-    from ..tracking.server import serve_ui
+    """Open the MLflow UI on the project's tracking store (until Ctrl-C), at the store's training runs."""
+    from ..errors import SertoolError
+    from ..tracking.server import landing_url, serve_ui
     from ..tracking.uri import is_remote, resolve_tracking_uri
 
     uri = resolve_tracking_uri(state(ctx).tracking_uri)
@@ -99,10 +133,16 @@ def ui(
                   "authentication: anyone who reaches this machine can read and change every run. Bind 127.0.0.1 "
                   "and use an SSH tunnel, or run the team server (docker-compose.yml, basic auth).", highlight=False)
     if is_remote(uri):
-        out.print(f"runs are tracked on a server; open {uri}")
+        try:
+            exp_id = state(ctx).tracker(experiment).mark_experiment()
+        except SertoolError:  # the server does not answer now: its address is still the way in
+            exp_id = None
+        out.print(f"runs are tracked on a server; open {landing_url(uri.rstrip('/'), exp_id)}")
         return
+    exp_id = state(ctx).tracker(experiment).mark_experiment()  # the store's experiment, typed as model training
     err.print(f"starting the MLflow UI on {uri} at http://{host}:{port} ...")
-    serve_ui(uri, host, port, on_ready=lambda url: out.print(f"MLflow UI: {url}  (Ctrl-C stops it)"))
+    serve_ui(uri, host, port, experiment_id=exp_id,
+             on_ready=lambda url: out.print(f"MLflow UI: {url}  (Ctrl-C stops it)", soft_wrap=True))
 
 
 def register(app: typer.Typer) -> None:

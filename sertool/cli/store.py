@@ -1,4 +1,4 @@
-"""`sertool store ...`: inspect, query, split and merge the feature store."""
+"""`sertool store ...`: inspect, query, split, merge, verify, drop and compact the feature store."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from rich.table import Table
 from ._common import err, out, state
 from ._options import FormatOpt, OutputFormat, SplitBy
 
-group = typer.Typer(help="Inspect, query, split and merge the feature store.", no_args_is_help=True)
+group = typer.Typer(help="Inspect, query, split, merge, verify, drop and compact the feature store.",
+                    no_args_is_help=True)
 
 
 def _cell(v: Any) -> str:
@@ -147,6 +148,95 @@ def merge(ctx: typer.Context) -> None:
     for u in report.units:
         table.add_row(u.segment, u.encoder, u.variant, str(u.clips), str(u.frames), str(u.duplicates))
     out.print(table)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@group.command("verify")
+def verify(
+    ctx: typer.Context,
+    audio: Annotated[bool, typer.Option("--audio", help="Also hash every clip's audio and compare it with what "
+                                        "its embeddings were made from.")] = False,
+    frames: Annotated[bool, typer.Option("--frames", help="Also read every row's frames and compare them with "
+                                         "their checksum.")] = False,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Check that the arrays hold what the catalog says (exit 0) or report what does not (exit 1). Changes nothing."""
+    from ..errors import InvalidOption
+    from ..store.verify import verify_store
+
+    if fmt is OutputFormat.csv:
+        raise InvalidOption("format", "verify prints table or json")
+    report = verify_store(state(ctx).layout, frames=frames, audio=audio)
+    if fmt is OutputFormat.json:
+        sys.stdout.write(json.dumps(_jsonable(report.to_dict()), indent=1) + "\n")
+    else:
+        units = Table(title="arrays", title_justify="left")
+        for col in ("encoder", "variant", "rows", "frames", "checked", "no checksum", "orphaned frames",
+                    "unreferenced frames"):
+            units.add_column(col, justify="left" if col in ("encoder", "variant") else "right")
+        for u in report.units:
+            units.add_row(u.encoder, u.variant, f"{u.rows:,}", f"{u.frames:,}",
+                          f"{u.checked:,}" if frames else "-", f"{u.no_checksum:,}" if frames else "-",
+                          f"{u.orphaned_frames:,}", f"{u.unreferenced_frames:,}")
+        out.print(units)
+        if report.problems:
+            t = Table(title=f"{len(report.problems)} problem(s)", title_justify="left")
+            for col in ("problem", "encoder", "variant", "rows", "clips", "detail"):
+                t.add_column(col, overflow="fold")
+            for p in report.problems:
+                more = f" (+{p.count - len(p.clips)} more)" if p.count > len(p.clips) else ""
+                t.add_row(p.kind, p.encoder or "", p.variant or "", str(p.count), ", ".join(p.clips) + more, p.detail)
+            out.print(t)
+        if audio:
+            err.print(f"audio: {report.audio_checked:,} row(s) match their audio; {report.audio_unhashed:,} row(s) "
+                      "of audio encoders record no audio hash (embedded before sertool kept one)", highlight=False)
+        if frames and any(u.no_checksum for u in report.units):
+            err.print("note: rows without a checksum were written before sertool kept them: they cannot be "
+                      "checked (re-embed them to get one)", highlight=False)
+        for note in report.notes:
+            err.print(f"note: {note}", highlight=False)
+        err.print("store verified: no problems" if report.ok else "store verify found problems", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@group.command("drop")
+def drop(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="ENCODER (every variant) or ENCODER/VARIANT, e.g. wavlm/noise.")],
+) -> None:
+    """Remove an encoder configuration or one variant: catalog rows in one transaction, then its arrays."""
+    from ..store.maintenance import drop as drop_
+
+    r = drop_(state(ctx).layout, target)
+    what = f"{r.encoder}/{r.variants[0]}" if "/" in target else f"{r.encoder} ({', '.join(r.variants) or 'no arrays'})"
+    out.print(f"dropped {what}: {r.rows:,} row(s), {_size(r.bytes_freed)} freed"
+              + ("; the encoder is gone from the store" if r.encoder_removed else ""), highlight=False)
+
+
+@group.command("compact")
+def compact(ctx: typer.Context) -> None:
+    """Give back the disk of frames no catalog row points at (rows never move; crash-safe)."""
+    from ..store.maintenance import compact as compact_
+
+    r = compact_(state(ctx).layout)
+    for u in r.units:
+        out.print(f"{u.encoder}/{u.variant}: {u.shards_rewritten} shard file(s) rewritten, {u.shards_deleted} "
+                  f"deleted, {_size(u.bytes_freed)} freed", highlight=False)
+    for a in r.arrays_removed:
+        out.print(f"{a}: no catalog row points at it: removed", highlight=False)
+    for a in r.skipped:
+        err.print(f"note: {a}: a compressed array; compact leaves it as it is", highlight=False)
+    if r.temp_removed:
+        out.print(f"{r.temp_removed} temporary file(s) of killed writers removed", highlight=False)
+    out.print(f"compacted: {_size(r.bytes_freed)} freed", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -40,6 +40,9 @@ class AudioInfo:
     duration_s: float
     sample_rate: int
     n_channels: int
+    size_bytes: int | None = None
+    mtime_ns: int | None = None
+    """The file's size and mtime as ingest saw it (`clips`: what the audio was when the corpus was read)."""
 
 
 def wav_names(audio_dir: Path) -> list[str]:
@@ -89,7 +92,9 @@ def audio_info(path: Path, *, follow_symlinks: bool = False) -> AudioInfo | str:
         with open_regular(path, follow_symlinks=follow_symlinks) as fh, sf.SoundFile(fh.fileno(), closefd=False) as snd:
             if snd.frames == 0:
                 return "empty audio (0 samples)"
-            info = AudioInfo(snd.frames / snd.samplerate, int(snd.samplerate), int(snd.channels))
+            st = os.fstat(fh.fileno())
+            info = AudioInfo(snd.frames / snd.samplerate, int(snd.samplerate), int(snd.channels),
+                             st.st_size, st.st_mtime_ns)
             if snd.subtype in FLOAT_SUBTYPES:
                 at = _first_non_finite(snd)
                 if at is not None:

@@ -315,6 +315,8 @@ def read_msp_podcast(
             speaker_id=row.speaker_id if row else None,
             gender=row.gender if row else None,
             transcript=read_transcript(tpath, follow_symlinks=follow) if present(tpath) else None,
+            size_bytes=info.size_bytes,
+            mtime_ns=info.mtime_ns,
         ))
         emotions = [v.emotion for v in votes]
         if row:

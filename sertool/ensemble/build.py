@@ -27,10 +27,10 @@ from ..store.catalog import Catalog
 from ..store.clips import clip_paths, clips_in_split
 from ..store.layout import StoreLayout
 from ..store.splits import DEV
-from ..tracking.names import ENSEMBLE_SPEC, SPLITS_TAG, SUBMISSION_DIR, TASK_TAG, encoder_tag
+from ..tracking.names import DATA_DIGEST_TAG, ENSEMBLE_SPEC, SPLITS_TAG, SUBMISSION_DIR, TASK_TAG, encoder_tag
 from .challenge import read_task2, write_submission
 from .config import EnsembleConfig, EnsembleResult, MemberScore, TargetReport
-from .members import Candidate, check_clip_sets, check_fingerprints, find_candidates, load_candidates
+from .members import Candidate, check_clip_sets, check_data, check_fingerprints, find_candidates, load_candidates
 from .select import Selection, greedy, top_k
 from .spec import BASELINE, CLASS, TARGETS, EnsembleSpec
 from .stack import StackFit, combine, cross_fit, out_of_fold
@@ -165,6 +165,7 @@ def build_ensemble(
         )
     fingerprints = check_fingerprints(cands)
     check_clip_sets(cands)
+    check_data(cands, cfg.allow_mixed_data, notes)
     if len(cands) < cfg.top:
         notes.append(f"only {len(cands)} candidate run(s) for --top {cfg.top}: all are used")
     pinned = _pinned(tracker, cfg, cands)
@@ -225,15 +226,20 @@ def build_ensemble(
     result = EnsembleResult(spec, cfg.run_name, reports, dev_metrics, predictions, out, dev_file, notes=notes,
                             stacks=stacks)
     schemes = {c.run.tags.get(SPLITS_TAG) for c in chosen} - {None}
-    result.run_id = log_ensemble(tracker, result, fingerprints,
-                                 {SPLITS_TAG: schemes.pop()} if len(schemes) == 1 else {}, cfg.experiment)
+    digests = {c.data_digest for c in chosen}
+    tags = {SPLITS_TAG: schemes.pop()} if len(schemes) == 1 else {}
+    if len(digests) == 1 and None not in digests:
+        tags[DATA_DIGEST_TAG] = digests.pop()
+    datasets = list({(d.name, d.digest): d for c in chosen for d in c.run.datasets}.values())
+    result.run_id = log_ensemble(tracker, result, fingerprints, tags, cfg.experiment, datasets)
     return result
 
 
 def log_ensemble(tracker: "Tracker", result: EnsembleResult, fingerprints: dict[str, str],
-                 tags: dict[str, str], experiment: str | None = None) -> str | None:
+                 tags: dict[str, str], experiment: str | None = None, datasets: list | None = None) -> str | None:
     """The ensemble as its own run: members as params, dev figures under both the `dev_*` and the training
-    runs' `best_dev_*` names (so it sorts with them), predictions in the training runs' layout."""
+    runs' `best_dev_*` names (so it sorts with them), predictions in the training runs' layout, and its
+    members' datasets as its own inputs (what its figures came from)."""
     spec = result.spec
     metrics = {}
     for name, value in result.dev_metrics.items():
@@ -241,6 +247,7 @@ def log_ensemble(tracker: "Tracker", result: EnsembleResult, fingerprints: dict[
     run_tags = {TASK_TAG: spec.task, **{encoder_tag(n): fp for n, fp in fingerprints.items()}, **tags}
     with tracker.start("ensemble", experiment=experiment, run_name=result.name, tags=run_tags) as run:
         run.log_params(spec.params())
+        run.log_datasets(datasets or [])
         run.log_dict(spec.to_dict(), ENSEMBLE_SPEC)
         run.log_metrics(metrics)
         for split, preds in result.predictions.items():

@@ -71,6 +71,8 @@ class EnsembleConfig:
     """Stack: K of the K-fold cross-fitting behind every dev figure (at least 2)."""
     seed: int = 0
     """Stack: seed of the fold draw."""
+    allow_mixed_data: bool = False
+    """Let candidates trained on different data (another digest: `train.lineage`) be ensembled together."""
 
     def __post_init__(self) -> None:
         if self.task not in TARGETS:

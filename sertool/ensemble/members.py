@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..errors import NotFound, SertoolError, StoreMismatch
@@ -19,7 +20,7 @@ from ..metrics import CCC, F1, best
 from ..predictions import BadPredictions, Predictions
 from ..progress import progress_bar
 from ..store.splits import DEV
-from ..tracking.names import ENCODER_TAG_PREFIX, PREDICTIONS_DIR
+from ..tracking.names import DATA_DIGEST_TAG, ENCODER_TAG_PREFIX, PREDICTIONS_DIR, TRAINING
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -42,6 +43,12 @@ class Candidate:
     def label(self) -> str:
         """How messages name the run: `name (id prefix)`."""
         return f"{self.run.name or '?'} ({self.run.run_id[:8]})"
+
+    @property
+    def data_digest(self) -> str | None:
+        """The digest of the data it trained on (None for a run from before sertool logged one)."""
+        digests = sorted({d.digest for d in self.run.datasets if d.context == TRAINING})
+        return ",".join(digests) if digests else self.run.tags.get(DATA_DIGEST_TAG)
 
     @property
     def fingerprints(self) -> dict[str, str]:
@@ -169,3 +176,33 @@ def check_clip_sets(cands: Sequence[Candidate]) -> None:
                 f"runs disagree on the clips of {split} ({parts}): they were trained on other split schemes "
                 "or stores; refusing to mix them: narrow the runs with --filter (e.g. on tags.\"sertool.splits\")"
             )
+
+
+def check_data(cands: Sequence[Candidate], allow_mixed: bool, notes: list[str]) -> None:
+    """Every candidate trained on data of one digest (the same clips, labels and targets, encoders and
+    audio: `train.lineage`), unless `allow_mixed`: figures on other data do not compare. Runs that logged
+    no digest (from before sertool did) are not compared, and noted."""
+    groups: dict[str, list[Candidate]] = {}
+    unknown = []
+    for c in cands:
+        if c.data_digest is None:
+            unknown.append(c)
+        else:
+            groups.setdefault(c.data_digest, []).append(c)
+    if unknown:
+        notes.append(f"{len(unknown)} candidate run(s) logged no data digest (trained before sertool logged one, "
+                     f"e.g. {unknown[0].label}): not compared")
+    if len(groups) <= 1:
+        return
+    parts = "; ".join(f"{d[:8]} in {', '.join(c.label for c in cs[:4])}{' ...' if len(cs) > 4 else ''}"
+                      for d, cs in groups.items())
+    if allow_mixed:
+        notes.append(f"the candidates trained on {len(groups)} versions of the data ({parts}): mixed, as asked")
+        return
+    latest = {d: max((c.run.start_time for c in cs if c.run.start_time), default=datetime.min) for d, cs in groups.items()}
+    newest = max(latest, key=latest.__getitem__)  # the hint picks the data of the most recent runs
+    raise StoreMismatch(
+        f"runs were trained on different data ({parts}): their dev figures are not comparable; "
+        f"{_pick_hint(DATA_DIGEST_TAG, newest)}, or pass --allow-mixed-data (`sertool runs --stale` lists the runs "
+        "whose data the store no longer holds)"
+    )

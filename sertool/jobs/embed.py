@@ -38,6 +38,7 @@ from ..audio import DEFAULT_MAX_SECONDS, DEFAULT_MAX_TRANSCRIPT_CHARS, MIN_SECON
 from ..errors import InvalidOption
 from ..store.catalog import Catalog
 from ..store.layout import StoreLayout
+from ..store.provenance import unchecked_rows
 from ..store.records import ClipSource
 from .augment import CLEAN, check_variants
 from .embed_checks import (  # noqa: F401  (check_audio, record_skips: embed_parts and callers import them here)
@@ -46,6 +47,7 @@ from .embed_checks import (  # noqa: F401  (check_audio, record_skips: embed_par
     check_transcripts,
     load_batch,
     record_skips,
+    refresh_changed_audio,
     skip_or_stop,
 )
 
@@ -176,6 +178,12 @@ class EmbedReport:
     """(clip_id, path, reason) of bad clips recorded in `skipped` (with `skip_bad`)."""
     readmitted: list[str] = field(default_factory=list)
     """Clips an earlier embed skipped that passed every check again: taken back and embedded."""
+    remade: list[tuple[str, str, str]] = field(default_factory=list)
+    """(clip, encoder, variant) rows made from audio that has changed since: deleted and embedded again."""
+    stale_left: list[tuple[str, str, str]] = field(default_factory=list)
+    """Rows of encoders or variants this run does not embed, made from audio that has changed since."""
+    unchecked: int = 0
+    """Rows of this run's encoders and variants without a frame checksum (embedded before sertool kept them)."""
 
     @property
     def written(self) -> int:
@@ -249,6 +257,13 @@ def embed_store(
         if encoders is None:
             encoders = load_encoders(layout, cfg, [c.transcript for c in clips if c.transcript])
         store = EmbeddingStore(layout)
+        if recheck_skipped and "audio" in cfg.modalities():
+            units = [(e.record.name, v) for e in encoders if e.modality == "audio" for v in units_for(e, cfg.augment)]
+            refreshed = refresh_changed_audio(catalog, clips, units)
+            report.remade, report.stale_left = refreshed.remade, refreshed.left
+        if recheck_skipped:
+            report.unchecked = unchecked_rows(
+                catalog, [(e.record.name, v) for e in encoders for v in units_for(e, cfg.augment)])
 
         with ExitStack() as stack:
             # Open every unit's writer first: a fingerprint mismatch stops the run before any work, and
@@ -276,14 +291,15 @@ def embed_store(
                     t0 = time.perf_counter()
                     loader = partial(load_batch, enc, variant=variant, seed=cfg.seed, max_seconds=cfg.max_seconds,
                                      exclude=found)
-                    for planned, (batch, inputs, bad) in _prefetched(loader, batches):
+                    for planned, (batch, inputs, bad, stamps) in _prefetched(loader, batches):
                         skip_or_stop(catalog, cfg, report, bad, found)  # before this batch writes anything
                         if not batch:
                             progress.advance(task, len(planned))
                             continue
                         with autocast(cfg.device)[0]:
                             frames = enc.embed(inputs)
-                        writer.write([(c.clip_id, np.asarray(f, dtype=np.float32)) for c, f in zip(batch, frames)])
+                        writer.write([(c.clip_id, np.asarray(f, dtype=np.float32)) for c, f in zip(batch, frames)],
+                                     audio=stamps)
                         unit.written += len(batch)
                         unit.frames += sum(int(f.shape[0]) for f in frames)
                         progress.advance(task, len(planned))

@@ -22,6 +22,7 @@ others. Skips that ingest recorded are ingest's to revisit.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,9 @@ from ..audio import (
     DEFAULT_MAX_SECONDS,
     DEFAULT_MAX_TRANSCRIPT_CHARS,
     check_length,
+    file_stamp,
     load_audio,
+    load_audio_stamped,
     read_header,
     resampled_length,
 )
@@ -37,10 +40,12 @@ from ..errors import BadInput, NotFound
 from ..store.catalog import Catalog
 from ..store.clips import clips_to_embed, record_skips as _record_skips, skipped_by
 from ..store.layout import StoreLayout
+from ..store.provenance import AudioRefresh, audio_stamps, hashed_clips, refresh_audio
 from ..store.records import ClipSource
 from .augment import augment
 
 if TYPE_CHECKING:
+    from ..audio import FileStamp
     from ..encoders.base import Encoder
     from .embed import EmbedConfig, EmbedReport
 
@@ -176,24 +181,52 @@ def admit_clips(catalog: Catalog, layout: StoreLayout, cfg: "EmbedConfig", repor
 
 
 def load_batch(encoder: "Encoder", batch: list[ClipSource], *, variant: str, seed: int, max_seconds: float,
-               exclude: set[str]) -> tuple[list[ClipSource], list, list[Bad]]:
-    """(clips, their inputs, bad clips) of one batch, decoded and checked on the loader thread. Problems
-    only decoding shows come back per clip, so the caller stops before writing or skips just that clip;
-    clips in `exclude` (found bad earlier in this run) are left out."""
+               exclude: set[str]) -> tuple[list[ClipSource], list, list[Bad], dict[str, FileStamp]]:
+    """(clips, their inputs, bad clips, the stamps of the audio decoded) of one batch, decoded and checked
+    on the loader thread. Problems only decoding shows come back per clip, so the caller stops before
+    writing or skips just that clip; clips in `exclude` (found bad earlier in this run) are left out.
+    Each file's bytes are hashed as they are read (`audio.load_audio_stamped`): the rows record the audio
+    their frames came from at no second read."""
     clips = [c for c in batch if c.clip_id not in exclude]
     if encoder.modality == "text":
-        return clips, [c.transcript for c in clips], []
-    kept, inputs, bad = [], [], []
+        return clips, [c.transcript for c in clips], [], {}
+    kept, inputs, bad, stamps = [], [], [], {}
     for c in clips:
         try:
-            wav = load_audio(c.path)  # BadInput for a decode error or NaN / infinite samples
+            wav, stamps[c.clip_id] = load_audio_stamped(c.path)  # BadInput: a decode error, NaN / inf samples
             check_length(c.path, len(wav), max_seconds)  # the header may not tell the decoded length
         except BadInput as e:
             bad.append((c, e))
+            stamps.pop(c.clip_id, None)
             continue
         kept.append(c)
         inputs.append(augment(wav, variant, clip_id=c.clip_id, seed=seed))
-    return kept, inputs, bad
+    return kept, inputs, bad, stamps
+
+
+def refresh_changed_audio(catalog: Catalog, clips: Sequence[ClipSource],
+                          units: Sequence[tuple[str, str]]) -> AudioRefresh:
+    """Find the audio that changed since embed last read it, and drop the rows of `units` made from it.
+
+    A stat per clip: only files whose size or mtime differ from the stamp `audio_hashes` keeps (or that
+    have hashed rows but no stamp) are read and hashed again; a file touched but not changed keeps its
+    rows and gets a fresh stamp. Rows made from other bytes are deleted (`store.provenance.refresh_audio`)
+    so this run embeds those clips again; stale rows of units this run does not embed are returned."""
+    seen = audio_stamps(catalog)
+    hashed = hashed_clips(catalog)
+    fresh = {}
+    for c in clips:
+        old = seen.get(c.clip_id)
+        if old is None and c.clip_id not in hashed:
+            continue  # never embedded from hashed audio: nothing to compare
+        try:
+            st = os.stat(c.path)
+            if old is not None and (st.st_size, st.st_mtime_ns) == (old[1], old[2]):
+                continue
+            fresh[c.clip_id] = file_stamp(c.path)
+        except OSError:
+            continue  # an unreadable file is check_audio's to report
+    return refresh_audio(catalog, fresh, units)
 
 
 def skip_or_stop(catalog: Catalog, cfg: "EmbedConfig", report: "EmbedReport", bad: Sequence[Bad],

@@ -33,15 +33,14 @@ from ..audio import (
     check_length,
     window_spans,
 )
-from ..errors import BadInput, InvalidOption, NotFound, SertoolError, StoreMismatch
+from ..errors import BadInput, InvalidOption, NotFound, SertoolError
 from ..labels import ATTRIBUTES, CLASSES
 from ..store.layout import StoreLayout
+from .predict_models import Loaded, load_models
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..encoders.base import Encoder
-    from ..store.records import StoredEncoder
     from ..tracking.records import RunInfo
     from ..tracking.tracker import Tracker
 
@@ -197,122 +196,9 @@ def load_plan(tracker: "Tracker", run: "RunInfo", notes: list[str], _depth: int 
     return Plan(run, spec, {m: load_plan(tracker, tracker.get_run(m), notes, _depth + 1) for m in spec.run_ids()})
 
 
-# -- models and encoders -------------------------------------------------------------------------------
-
-@dataclass
-class _Loaded:
-    models: dict[str, Any]
-    """Training run id -> FusionModel (eval mode)."""
-    encoders: dict[str, "Encoder"]
-    asr: Any | None
-
-
-def _stored(layout: StoreLayout) -> dict[str, "StoredEncoder"]:
-    """The encoder configurations of the store's catalog, if it has one."""
-    if not layout.catalog.exists():
-        return {}
-    from ..store.catalog import Catalog
-    from ..store.embeddings import stored_encoders
-
-    with Catalog(layout.catalog, read_only=True) as cat:
-        return stored_encoders(cat)
-
-
-def _source(layout: StoreLayout, cfg: PredictConfig, name: str, stored: dict[str, "StoredEncoder"],
-            meta: dict[str, Any]) -> tuple[str, int | None, str, Path | None]:
-    """(kind, layer, preset, model_dir) to rebuild encoder `name` as the store embedded with it: kind and
-    layer from the catalog's `encoders` row, else from what the checkpoint recorded; never from the name."""
-    from ..encoders.presets import BUILT
-    checkpoint = None
-    if name in stored:
-        kind, layer, checkpoint = stored[name].kind, stored[name].layer, stored[name].checkpoint
-    elif "kind" in meta:
-        kind, layer = meta["kind"], meta.get("layer")
-    else:
-        raise NotFound(f"encoder {name!r} is not in the catalog of {layout.root}, and the run's checkpoint does "
-                       "not record its kind: pass the --store the run was trained on")
-    if cfg.preset:
-        return kind, layer, cfg.preset, cfg.model_dir
-    if checkpoint is not None:
-        for preset in BUILT:  # `sertool-tiny/wavlm`, `sertool-paper-random/wavlm`
-            if str(checkpoint).startswith(f"sertool-{preset}/"):
-                return kind, layer, preset, None
-        local = Path(str(checkpoint))
-        if cfg.model_dir is None and local.is_absolute() and local.is_dir():
-            return kind, layer, "paper", local.parent
-        return kind, layer, "paper", cfg.model_dir
-    tiny_built = (layout.models / "tiny" / "tiny.json").exists()
-    return kind, layer, "tiny" if tiny_built else "paper", cfg.model_dir
-
-
-def _corpus_texts(layout: StoreLayout) -> list[str] | None:
-    """What the tiny tokenizers were trained on, should the tiny models need building here."""
-    if not layout.catalog.exists():
-        return None
-    from ..store.catalog import Catalog
-    from ..store.clips import corpus_transcripts
-
-    with Catalog(layout.catalog, read_only=True) as cat:
-        return corpus_transcripts(cat)
-
-
-def load_models(
-    tracker: "Tracker", layout: StoreLayout, run_ids: Sequence[str], cfg: PredictConfig, need_asr: bool
-) -> _Loaded:
-    """Each run's checkpoint, and the encoders they were trained on, refusing any fingerprint mismatch."""
-    from ..encoders.presets import BUILT
-    from ..encoders.registry import load_encoder, matching
-    from ..train.checkpoint import CheckpointInfo, load_model
-
-    models: dict[str, Any] = {}
-    wanted: dict[str, tuple[str, str, dict]] = {}  # encoder name -> (fingerprint, run label, checkpoint meta)
-    with tempfile.TemporaryDirectory(prefix="sertool-predict-") as tmp:
-        for rid in run_ids:
-            run = tracker.get_run(rid)
-            label = f"{run.name} ({rid[:8]})"
-            weights, config = tracker.load_checkpoint(rid, Path(tmp) / rid)
-            info = CheckpointInfo.from_dict(config, f"run {label}")
-            for name, meta in info.encoders.items():
-                fp = str(meta.get("fingerprint"))
-                if name in wanted and wanted[name][0] != fp:
-                    raise StoreMismatch(f"runs {wanted[name][1]} and {label} were trained on different {name} "
-                                        f"encoders (fingerprints {wanted[name][0]} and {fp}); cannot share frames")
-                wanted.setdefault(name, (fp, label, meta))
-            models[rid] = load_model(weights, info).to(cfg.device).eval()
-
-    stored = _stored(layout)
-    texts = None
-    encoders: dict[str, "Encoder"] = {}
-    text_preset: tuple[str, Path | None] | None = None
-    for name, (fp, label, meta) in wanted.items():
-        kind, layer, preset, model_dir = _source(layout, cfg, name, stored, meta)
-        if preset in BUILT and not (layout.models / preset / f"{preset}.json").exists() and texts is None:
-            texts = _corpus_texts(layout) or []  # built here on first use: tokenizers from the corpus
-        options = {"window": cfg.whisper_window} if kind == "whisper" and cfg.whisper_window else None
-        enc = load_encoder(kind, preset, model_dir=model_dir, layer=layer, device=cfg.device,
-                           models_dir=layout.models, texts=texts, options=options)
-        enc = enc if options else matching(enc, fp)  # the window the run's frames were made with
-        got = enc.record.fingerprint
-        if got != fp:
-            raise StoreMismatch(
-                f"run {label} was trained on {name} frames with fingerprint {fp}, but the {name} encoder loaded "
-                f"here ({preset} preset, {enc.record.checkpoint}) has fingerprint {got}: pass the --preset / "
-                f"--model-dir (and --store) the run's embeddings were made with"
-            )
-        encoders[name] = enc
-        if enc.modality == "text":
-            text_preset = (preset, model_dir)
-    asr = None
-    if need_asr and text_preset is not None:
-        from ..encoders.asr import load_asr
-
-        asr = load_asr(text_preset[0], model_dir=text_preset[1], device=cfg.device, models_dir=layout.models)
-    return _Loaded(models, encoders, asr)
-
-
 # -- one file --------------------------------------------------------------------------------------------
 
-def predict_windows(loaded: _Loaded, plan: Plan, pieces: list[np.ndarray],
+def predict_windows(loaded: Loaded, plan: Plan, pieces: list[np.ndarray],
                     texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(W, 8) probabilities and (W, 3) attributes of the windows, combined over the runs by the plan."""
     import torch
@@ -334,7 +220,7 @@ def predict_windows(loaded: _Loaded, plan: Plan, pieces: list[np.ndarray],
     return plan.outputs(probs, attrs)
 
 
-def predict_file(loaded: _Loaded, plan: Plan, path: Path, cfg: PredictConfig) -> list[Prediction]:
+def predict_file(loaded: Loaded, plan: Plan, path: Path, cfg: PredictConfig) -> list[Prediction]:
     """Rows for one file: one per window and, for several windows, the whole file. `BadInput` for a file
     that cannot be used (the caller reports and skips it)."""
     from ..audio import load_audio, read_header, resampled_length

@@ -31,7 +31,9 @@ from typing import Any
 from ..errors import NotFound, SertoolError, StoreInUse
 from .locking import ReaderFlag, ReadersWatch, WriterLock, as_unwritable, is_lock_conflict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: audio provenance and frame checksums (`clips.size_bytes`/`mtime_ns`, `embeddings.checksum`/
+`audio_sha256`, `audio_hashes`); `MIGRATIONS` brings a version-1 catalog up to it."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -55,7 +57,9 @@ CREATE TABLE IF NOT EXISTS clips (
     speaker_id        VARCHAR,
     gender            VARCHAR,
     transcript        VARCHAR,
-    transcript_source VARCHAR
+    transcript_source VARCHAR,
+    size_bytes        BIGINT,
+    mtime_ns          BIGINT
 );
 CREATE TABLE IF NOT EXISTS votes (
     clip_id      VARCHAR NOT NULL,
@@ -124,9 +128,30 @@ CREATE TABLE IF NOT EXISTS embeddings (
     variant   VARCHAR NOT NULL,
     row_start BIGINT NOT NULL,
     n_frames  INTEGER NOT NULL,
+    checksum     VARCHAR,
+    audio_sha256 VARCHAR,
     PRIMARY KEY (clip_id, encoder, variant)
 );
+CREATE TABLE IF NOT EXISTS audio_hashes (
+    clip_id    VARCHAR PRIMARY KEY,
+    sha256     VARCHAR NOT NULL,
+    size_bytes BIGINT,
+    mtime_ns   BIGINT
+);
 """
+
+MIGRATIONS: dict[int, str] = {
+    2: """
+    ALTER TABLE clips ADD COLUMN IF NOT EXISTS size_bytes BIGINT;
+    ALTER TABLE clips ADD COLUMN IF NOT EXISTS mtime_ns BIGINT;
+    ALTER TABLE embeddings ADD COLUMN IF NOT EXISTS checksum VARCHAR;
+    ALTER TABLE embeddings ADD COLUMN IF NOT EXISTS audio_sha256 VARCHAR;
+    """,
+}
+"""Version -> what brings a catalog of the version before it up to it. Only additive changes (new
+columns at the end, new tables), so a catalog made by an older sertool keeps every row as it was and
+its readers keep working; rows made before a column existed hold NULL there (`store verify` reports
+frames without a checksum as such, not as damage). Run by the first writer that opens the catalog."""
 
 # The corpus's own splits form this scheme; `splits` holds only derived schemes.
 CORPUS_SCHEME = "corpus"
@@ -257,8 +282,7 @@ class Catalog:
                 pause = min(pause * 2, 0.02)
         if not self._schema_done:
             try:
-                con.execute(SCHEMA)
-                con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+                _migrate(con)
             except duckdb.Error as e:
                 con.close()
                 raise as_unwritable(e, self.path) or e from None
@@ -357,3 +381,27 @@ class Catalog:
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         rows = self.execute(sql, params)
         return rows[0][0] if rows else None
+
+    def columns(self, table: str) -> set[str]:
+        """The table's column names: a reader of a catalog no writer has migrated yet (read-only opens
+        never migrate) asks before it reads a column added since (`MIGRATIONS`)."""
+        return {r[0] for r in self.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table])}
+
+
+def _migrate(con: Any) -> None:
+    """Create what is missing and bring an older catalog up to `SCHEMA_VERSION`, in one transaction."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(SCHEMA)
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else SCHEMA_VERSION
+        for v in sorted(MIGRATIONS):
+            if version < v:
+                con.execute(MIGRATIONS[v])
+        if row is None or version < SCHEMA_VERSION:
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

@@ -34,6 +34,13 @@ def clips_to_embed(cat: Catalog, splits: Sequence[str] | None = None) -> list[Cl
     return [_source(*r) for r in cat.execute(sql + " ORDER BY c.clip_id", params)]
 
 
+def clip_sources(cat: Catalog) -> list[ClipSource]:
+    """Every clip of the catalog, skipped ones included, with its absolute audio path (verify reads them all)."""
+    rows = cat.execute("SELECT c.clip_id, c.path, co.root, c.duration_s, c.transcript FROM clips c "
+                       "LEFT JOIN corpora co ON co.corpus = c.corpus ORDER BY c.clip_id")
+    return [_source(*r) for r in rows]
+
+
 def clips_without_transcript(cat: Catalog) -> list[ClipSource]:
     """Clips ASR has to transcribe, shortest first (batch-mates then need similar token budgets)."""
     rows = cat.execute(_SOURCES + " AND c.transcript IS NULL ORDER BY c.duration_s NULLS LAST, c.clip_id")

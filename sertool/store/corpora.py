@@ -32,7 +32,9 @@ SHRINK_SHARE = 0.10
 without `allow_shrink`: MSP-Podcast releases add clips and revise labels, they do not drop a tenth."""
 
 CLIP_COLS = ("clip_id", "corpus", "path", "split", "duration_s", "sample_rate", "n_channels",
-             "speaker_id", "gender", "transcript", "transcript_source")
+             "speaker_id", "gender", "transcript", "transcript_source", "size_bytes", "mtime_ns")
+RECORD_CLIP_COLS = tuple(c for c in CLIP_COLS if c != "transcript_source")
+"""What a `ClipRecord` brings (the transcript's source is decided here)."""
 VOTE_COLS = ("clip_id", "annotator_id", "emotion", "secondary", "arousal", "valence", "dominance")
 LABEL_COLS = ("clip_id", "emotion", "arousal", "valence", "dominance", "n_annotators", "agreement", "source")
 SKIP_COLS = ("clip_id", "corpus", "path", "reason")
@@ -67,7 +69,7 @@ def write_corpus(catalog: Catalog, records: CorpusRecords, *, allow_shrink: bool
     of the clips, votes or labels the catalog holds for the corpus, unless `allow_shrink`.
     """
     corpus = records.name
-    clips = _frame(records.clips, CLIP_COLS[:-1], corpus)
+    clips = _frame(records.clips, RECORD_CLIP_COLS, corpus)
     votes = _frame(records.votes, VOTE_COLS)
     labels = _frame(records.labels, LABEL_COLS)
     skipped = _frame(records.skipped, SKIP_COLS, corpus)
@@ -88,7 +90,8 @@ def write_corpus(catalog: Catalog, records: CorpusRecords, *, allow_shrink: bool
                             WHEN o.transcript_source IS DISTINCT FROM 'corpus' THEN o.transcript END AS transcript,
                        CASE WHEN n.transcript IS NOT NULL THEN 'corpus'
                             WHEN o.transcript_source IS DISTINCT FROM 'corpus' AND o.transcript IS NOT NULL
-                            THEN o.transcript_source END AS transcript_source
+                            THEN o.transcript_source END AS transcript_source,
+                       CAST(n.size_bytes AS BIGINT) AS size_bytes, CAST(n.mtime_ns AS BIGINT) AS mtime_ns
                 FROM _in_clips n LEFT JOIN clips o ON o.clip_id = n.clip_id
             """)
             pairs = {

@@ -18,7 +18,7 @@ mmapped shard files; it pickles without open files, so DataLoader workers can us
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,12 +27,15 @@ import numpy as np
 
 from ..errors import StoreInUse, StoreMismatch
 from .catalog import Catalog
+from .checksums import frames_checksum
 from .layout import StoreLayout
 from .locking import as_unwritable
+from .provenance import record_audio
 from .records import EncoderRecord, StoredEncoder
 from .shards import ShardAppender, ShardLayout
 
 if TYPE_CHECKING:
+    from ..audio import FileStamp
     from .reader import EmbeddingReader
 
 FRAMES = "frames"
@@ -268,8 +271,12 @@ class EmbeddingWriter:
         """Clip ids whose frames are committed for this (encoder, variant)."""
         return set(self._done)
 
-    def write(self, items: Sequence[tuple[str, np.ndarray]]) -> int:
-        """Append the clips' frames, then commit their catalog rows in one transaction; returns frames written."""
+    def write(self, items: Sequence[tuple[str, np.ndarray]], audio: Mapping[str, "FileStamp"] | None = None) -> int:
+        """Append the clips' frames, then commit their catalog rows in one transaction; returns frames written.
+
+        Each row carries the checksum of its frames, and, where `audio` has the clip, the SHA-256 of the
+        audio bytes they were made from; `audio_hashes` learns those files' stamps in the same transaction.
+        """
         if not self._open:
             raise RuntimeError("writer is closed")
         if not items:
@@ -280,7 +287,7 @@ class EmbeddingWriter:
         if again or len(set(ids)) != len(ids):
             dup = again[0] if again else next(c for c in ids if ids.count(c) > 1)
             raise ValueError(f"clip {dup!r} is already stored for {self.record.name}/{self.variant}")
-        arrays = []
+        arrays, checksums = [], []
         for cid, a in items:
             a = np.asarray(a)
             if a.ndim != 2 or a.shape[1] != dim:
@@ -289,6 +296,7 @@ class EmbeddingWriter:
             if len(h) and int((h.view(np.uint16) & 0x7C00).max()) == 0x7C00:  # exponent all ones: inf/NaN
                 raise ValueError(f"clip {cid!r}: frames are not finite in float16 (overflow or NaN)")
             arrays.append(h)
+            checksums.append(frames_checksum(h))  # right after the scan above, while the clip is in cache
         lengths = np.array([len(a) for a in arrays], dtype=np.int64)
         starts = self.next_row + np.concatenate([[0], np.cumsum(lengths)[:-1]])
         end = self.next_row + int(lengths.sum())
@@ -316,15 +324,21 @@ class EmbeddingWriter:
                 "variant": self.variant,
                 "row_start": starts.astype(np.int64),
                 "n_frames": lengths.astype(np.int32),
+                "checksum": checksums,
+                "audio_sha256": [audio[c].sha256 if audio and c in audio else None for c in ids],
             }
         )
+        stamps = [(c, audio[c]) for c in ids if audio and c in audio]
         with self.catalog.transaction() as cat:
             cat.con.register("_sertool_new_rows", df)
             try:
-                cat.execute("INSERT INTO embeddings (clip_id, encoder, variant, row_start, n_frames) "
-                            "SELECT clip_id, encoder, variant, row_start, n_frames FROM _sertool_new_rows")
+                cat.execute("INSERT INTO embeddings (clip_id, encoder, variant, row_start, n_frames, checksum, "
+                            "audio_sha256) SELECT clip_id, encoder, variant, row_start, n_frames, checksum, "
+                            "CAST(audio_sha256 AS VARCHAR) FROM _sertool_new_rows")
             finally:
                 cat.con.unregister("_sertool_new_rows")
+            if stamps:
+                record_audio(cat, stamps)
         self._done.update(ids)
         self.next_row = end
         return int(lengths.sum())

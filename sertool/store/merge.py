@@ -12,8 +12,8 @@
    partial shard, where a writer would append, is copied (see `_move_frames`); a remote store gets
    uploads. Where the layouts differ (a remote store keeps smaller shards) the frames are copied
    through zarr, one whole destination shard at a time;
-3. commits every segment's encoders, embedding rows (row_start shifted by ``base``) and skipped
-   clips in one transaction;
+3. commits every segment's encoders, embedding rows (row_start shifted by ``base``; checksums and
+   audio hashes as the worker wrote them), skipped clips and audio stamps in one transaction;
 4. renames the merged segments out of the way and deletes them.
 
 A refusal in 1 changes nothing. A kill in 2 leaves the store's catalog as it was (the placed files
@@ -156,16 +156,25 @@ class _Unit:
     """Where row 0 of the segment lands in the store's array (a shard boundary)."""
 
 
-def _segment_rows(seg: StoreLayout) -> tuple[list[tuple[str, str]], "pd.DataFrame", "pd.DataFrame"]:
-    """A finished segment's (encoder, variant) units, embedding rows and skipped clips."""
-    if not seg.catalog.exists():  # a worker killed before its first commit left no catalog
-        import pandas as pd
+ROW_COLS = ("clip_id", "encoder", "variant", "row_start", "n_frames", "checksum", "audio_sha256")
+"""The embedding row as a merge carries it (a segment of an older sertool has NULL checksums)."""
 
-        return [], pd.DataFrame(columns=["clip_id", "encoder", "variant", "row_start", "n_frames"]), pd.DataFrame()
+
+def _segment_rows(seg: StoreLayout) -> tuple[list[tuple[str, str]], "pd.DataFrame", "pd.DataFrame"]:
+    """A finished segment's (encoder, variant) units, embedding rows and skipped clips; the audio stamps
+    its worker took ride along with its skipped clips (`attrs["audio_hashes"]`), committed with them."""
+    import pandas as pd
+
+    if not seg.catalog.exists():  # a worker killed before its first commit left no catalog
+        return [], pd.DataFrame(columns=list(ROW_COLS)), pd.DataFrame()
     with Catalog(seg.catalog, read_only=True) as sc:
         units = sc.execute("SELECT DISTINCT encoder, variant FROM embeddings ORDER BY encoder, variant")
-        rows = sc.df("SELECT clip_id, encoder, variant, row_start, n_frames FROM embeddings")
+        have = sc.columns("embeddings")
+        cols = ", ".join(c if c in have else f"NULL::VARCHAR AS {c}" for c in ROW_COLS)
+        rows = sc.df(f"SELECT {cols} FROM embeddings")
         skipped = sc.df("SELECT * FROM skipped")
+        stamps = sc.df("SELECT * FROM audio_hashes") if sc.columns("audio_hashes") else pd.DataFrame()
+    skipped.attrs["audio_hashes"] = stamps
     return [tuple(u) for u in units], rows, skipped
 
 
@@ -273,14 +282,19 @@ def _commit(main: Catalog, plan: list[_Unit], skipped: list) -> None:
                 df["row_start"] = df.row_start.astype(np.int64) + u.base
                 rows.append(df)
             main.con.register("_merged", pd.concat(rows, ignore_index=True))
-            main.execute("INSERT INTO embeddings (clip_id, encoder, variant, row_start, n_frames) "
-                         "SELECT clip_id, encoder, variant, row_start, n_frames FROM _merged")
+            cols = ", ".join(ROW_COLS)
+            main.execute(f"INSERT INTO embeddings ({cols}) SELECT {cols} FROM _merged")
             main.con.unregister("_merged")
         for df in skipped:
             if len(df):
                 main.con.register("_skipped", df)
                 main.execute("INSERT OR IGNORE INTO skipped SELECT * FROM _skipped")
                 main.con.unregister("_skipped")
+            stamps = df.attrs.get("audio_hashes")
+            if stamps is not None and len(stamps):
+                main.con.register("_stamps", stamps)
+                main.execute("INSERT OR REPLACE INTO audio_hashes BY NAME SELECT * FROM _stamps")
+                main.con.unregister("_stamps")
 
 
 _TRASH = ".merged-"

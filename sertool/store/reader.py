@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import NotFound
+from ..errors import NotFound, StoreCorrupt
 from .catalog import Catalog
+from .checksums import matches
 from .embeddings import FRAMES
 from .layout import StoreLayout
 from .shards import ShardLayout, ShardReader
@@ -139,9 +140,10 @@ class EmbeddingReader:
         self.indexes: dict[tuple[str, str], EmbeddingIndex] = dict(indexes or {})
         self.catalog = catalog
         self._sources: dict[tuple[str, str], ShardReader | _ZarrSource] = {}
+        self._checksums: dict[tuple[str, str], dict[str, str | None]] = {}
 
     def __getstate__(self) -> dict:
-        return {"layout": self.layout, "indexes": self.indexes, "catalog": None, "_sources": {}}
+        return {"layout": self.layout, "indexes": self.indexes, "catalog": None, "_sources": {}, "_checksums": {}}
 
     def close(self) -> None:
         for s in self._sources.values():
@@ -183,9 +185,38 @@ class EmbeddingReader:
             out.append(v if isinstance(v, np.ndarray) else src.read(s, n))
         return out
 
-    def read(self, encoder: str, variant: str, clip_ids: Sequence[str]) -> list[np.ndarray]:
-        """Each clip's frames exactly as stored: [n_frames, dim] float16 copies."""
-        return [np.array(v, copy=True) for v in self._views(encoder, variant, clip_ids)]
+    def read(self, encoder: str, variant: str, clip_ids: Sequence[str], *, verify: bool = False) -> list[np.ndarray]:
+        """Each clip's frames exactly as stored: [n_frames, dim] float16 copies.
+
+        `verify` checks each clip against the checksum committed with its row first (`StoreCorrupt`
+        names the first that differs; rows written before checksums existed pass unchecked). Off by
+        default: the training loader reads without it, at full speed."""
+        views = self._views(encoder, variant, clip_ids)
+        if verify:
+            sums = self.checksums(encoder, variant)
+            bad = [c for c, v in zip(clip_ids, views) if matches(v, sums.get(c)) is False]
+            if bad:
+                raise StoreCorrupt(f"{len(bad)} clip(s) of {encoder}/{variant} do not match the checksum of their "
+                                   f"catalog row (e.g. {bad[0]}): the stored frames are not what was written; "
+                                   "`sertool store verify` says where")
+        return [np.array(v, copy=True) for v in views]
+
+    def checksums(self, encoder: str, variant: str) -> dict[str, str | None]:
+        """clip id -> its row's frame checksum (None: written before checksums), loaded on first use."""
+        key = (encoder, variant)
+        if key not in self._checksums:
+            def load(cat: Catalog) -> dict[str, str | None]:
+                if "checksum" not in cat.columns("embeddings"):
+                    return {}
+                return dict(cat.execute("SELECT clip_id, checksum FROM embeddings WHERE encoder = ? AND variant = ?",
+                                        [encoder, variant]))
+
+            if self.catalog is not None:
+                self._checksums[key] = load(self.catalog)
+            else:
+                with Catalog(self.layout.catalog, read_only=True) as cat:
+                    self._checksums[key] = load(cat)
+        return self._checksums[key]
 
     def batch(
         self,

@@ -66,6 +66,10 @@ class ClipRecord:
     speaker_id: str | None = None
     gender: str | None = None
     transcript: str | None = None  # from the corpus; ASR fills the rest later
+    size_bytes: int | None = None
+    """The audio file's size in bytes at ingest."""
+    mtime_ns: int | None = None
+    """The audio file's modification time at ingest (ns since the epoch)."""
 
     def to_dict(self) -> dict:
         return asdict(self)

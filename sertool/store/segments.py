@@ -90,7 +90,7 @@ def seed_segment(layout: StoreLayout, segment: StoreLayout) -> dict[tuple[str, s
         for t, df in tables.items():
             seg.con.register("_seed", df)
             try:
-                seg.execute(f"INSERT OR IGNORE INTO {t} SELECT * FROM _seed")
+                seg.execute(f"INSERT OR IGNORE INTO {t} BY NAME SELECT * FROM _seed")  # by name: the store may be older
             finally:
                 seg.con.unregister("_seed")
     done: dict[tuple[str, str], set[str]] = {}

@@ -65,6 +65,15 @@ class ShardLayout:
             return self.dir / "c" / str(shard) / "0"
         return self.dir / f"c{self.separator}{shard}{self.separator}0"
 
+    def shard_files(self) -> dict[int, Path]:
+        """Shard number -> file, for every shard file the array has on disk."""
+        if self.separator == "/":
+            found = ((p.parent.name, p) for p in (self.dir / "c").glob("*/0"))
+        else:
+            prefix = f"c{self.separator}"
+            found = ((p.name[len(prefix):].split(self.separator)[0], p) for p in self.dir.glob(f"{prefix}*{self.separator}0"))
+        return {int(k): p for k, p in found if k.isdigit()}
+
     @classmethod
     def from_metadata(cls, array_dir: Path) -> "ShardLayout | None":
         """The layout of the array at `array_dir`, or None if it is not one the fast path handles."""
@@ -111,6 +120,18 @@ def _crc32c(data: bytes | memoryview) -> bytes:
     import google_crc32c  # zarr's own crc32c dependency
 
     return np.uint32(google_crc32c.value(bytes(data))).astype("<u4").tobytes()
+
+
+def live_chunks(starts: np.ndarray, lengths: np.ndarray, chunk_frames: int, n_chunks: int) -> np.ndarray:
+    """(n_chunks,) bool: which chunks of the array hold a frame of some row (rows of 0 frames hold none)."""
+    keep = lengths > 0
+    first = starts[keep] // chunk_frames
+    last = (starts[keep] + lengths[keep] - 1) // chunk_frames
+    n = max(n_chunks, int(last.max()) + 1 if last.size else 0)
+    marks = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(marks, first, 1)
+    np.add.at(marks, last + 1, -1)
+    return np.cumsum(marks[:n]) > 0
 
 
 def decode_index(raw: bytes | memoryview, layout: ShardLayout) -> np.ndarray:

@@ -8,11 +8,12 @@ are flattened and cleaned here, at the boundary, so callers hand over their conf
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -29,11 +30,13 @@ from mlflow.utils.validation import (
 )
 
 from ..errors import NotFound, SertoolError
-from .names import CHECKPOINT_CONFIG, CHECKPOINT_DIR, RUN_CONFIG, predictions_path
+from .names import CHECKPOINT_CONFIG, CHECKPOINT_DIR, CHECKPOINT_MODEL_TAG, RUN_CONFIG, predictions_path
 from .uri import TrackingUnreachable, redact
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .records import DatasetRef
 
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 _ELLIPSIS = "..."
@@ -56,6 +59,15 @@ def flatten(config: Mapping[str, Any] | Any, prefix: str = "") -> dict[str, Any]
         else:
             out[name] = value
     return out
+
+
+def clean_model_name(name: str, kind: str) -> str:
+    """A logged model's name as MLflow accepts it (no slashes, colons, dots or spaces), ending in `-kind`.
+
+    The suffix matters: MLflow 3 reads `runs:/<run>/<name>/...` from the run's logged model of that name,
+    so a model named like one of the run's artifact folders (`checkpoint`) would hide that folder."""
+    base = re.sub(r"[^\w\-]+", "-", str(name)).strip("-")
+    return f"{base[: MAX_ENTITY_KEY_LENGTH - len(kind) - 1]}-{kind}" if base else f"sertool-{kind}"
 
 
 def clean_key(key: str) -> str:
@@ -174,12 +186,73 @@ class RunLogger:
         self.log_params(config)
         self.log_dict(asdict(config) if is_dataclass(config) else dict(config), RUN_CONFIG)
 
-    def log_checkpoint(self, weights: str | Path, config: Mapping[str, Any]) -> None:
-        """The best checkpoint: `checkpoint/model.safetensors` + `checkpoint/config.json`, whatever the local name."""
+    def log_checkpoint(self, weights: str | Path, config: Mapping[str, Any], *, name: str = "",
+                       step: int | None = None) -> str | None:
+        """The best checkpoint: `checkpoint/model.safetensors` + `checkpoint/config.json` (whatever the local
+        name), which `--init-from`, `predict` and ensembles read, and the same two files as an MLflow 3
+        logged model the run outputs, so MLflow's UI links it from the run (Model column) and it can be
+        registered; its id is the run's tag `sertool.checkpoint_model`. Where both live on a local disk
+        the model's files are hard links to the run's: one copy of the weights. Returns the model's id."""
         with _staged(f"{CHECKPOINT_DIR}/model.safetensors") as local:
             shutil.copyfile(weights, local)
             self._upload(local, CHECKPOINT_DIR)
         self.log_dict(dict(config), CHECKPOINT_CONFIG)
+        if self._client is None:
+            return None
+        with tempfile.TemporaryDirectory(prefix="sertool-checkpoint-") as tmp:
+            folder = Path(tmp)
+            shutil.copyfile(weights, folder / "model.safetensors")
+            (folder / "config.json").write_text(json.dumps(dict(config), indent=2, default=str))
+            run_dir = _local_dir(self._client.get_run(self._run_id).info.artifact_uri)
+            linked = None if run_dir is None else {f: run_dir / CHECKPOINT_DIR / f for f in ("model.safetensors", "config.json")}
+            model_id = self.log_model_dir(folder, name=clean_model_name(name, "checkpoint"),
+                                          model_type="sertool-fusion-checkpoint", step=step, linked=linked)
+        self.set_tags({CHECKPOINT_MODEL_TAG: model_id})
+        return model_id
+
+    def log_model_dir(self, folder: str | Path, *, name: str, model_type: str, step: int | None = None,
+                      tags: Mapping[str, Any] | None = None, linked: Mapping[str, Path] | None = None) -> str | None:
+        """Upload a folder as a logged model of this run's experiment, READY, and output by this run
+        (the run page and the runs table's Model column link it). Returns the model id. `name` must not
+        be a top-level artifact path of the run (see `clean_model_name`).
+
+        `linked`: file name -> the same bytes already in a local artifact store; where the model's own
+        artifact location is local too, those become hard links instead of copies."""
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+
+        with _reaching(self._client):
+            lm = self._client.create_logged_model(
+                self._experiment_id, name=name, source_run_id=self._run_id, model_type=model_type,
+                tags={clean_key(k): stringify(v, MAX_TAG_VAL_LENGTH) for k, v in (tags or {}).items()})
+            try:
+                model_dir = _local_dir(lm.artifact_location)
+                if not (linked and model_dir is not None and _link_all(linked, model_dir)):
+                    self._client.log_model_artifacts(lm.model_id, str(folder))
+            except BaseException:
+                self._client.finalize_logged_model(lm.model_id, LoggedModelStatus.FAILED)
+                raise
+            self._client.finalize_logged_model(lm.model_id, LoggedModelStatus.READY)
+            self._client.log_outputs(self._run_id, [LoggedModelOutput(lm.model_id, int(step or 0))])
+        return lm.model_id
+
+    def log_datasets(self, datasets: Sequence["DatasetRef"]) -> None:
+        """The run's dataset inputs (`mlflow.log_input` with an explicit run): name, digest, source and
+        role (`mlflow.data.context`), shown in MLflow's Dataset column; the profile carries what recomputes
+        the digest. MLflow keeps one entry per (name, digest) and run: logging one again changes nothing."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        inputs = [
+            DatasetInput(
+                Dataset(name=d.name, digest=d.digest, source_type=d.source.split("://")[0] if "://" in d.source
+                        else "local", source=json.dumps({"uri": d.source}), schema=None,
+                        profile=json.dumps(d.profile, sort_keys=True, default=str)),
+                tags=[InputTag("mlflow.data.context", d.context)],
+            )
+            for d in datasets
+        ]
+        if inputs:
+            with _reaching(self._client):
+                self._client.log_inputs(self._run_id, datasets=inputs)
 
     def log_predictions(self, split: str, df: "pd.DataFrame") -> None:
         """A split's predictions as `predictions/<split>.csv` (one row per clip, `clip_id` first)."""
@@ -241,6 +314,13 @@ class NullRunLogger(RunLogger):
     def _terminate(self, status: str) -> None:
         pass
 
+    def log_model_dir(self, folder: str | Path, *, name: str, model_type: str, step: int | None = None,
+                      tags: Mapping[str, Any] | None = None) -> str | None:
+        return None
+
+    def log_datasets(self, datasets: Sequence["DatasetRef"]) -> None:
+        pass
+
 
 def _lost_connection(error: BaseException | None) -> bool:
     """True when `error`, or what it was raised from, is a refused, reset or timed-out connection, or a
@@ -274,6 +354,32 @@ def _reaching(client: MlflowClient) -> Iterator[None]:
             f"tracking server unreachable at {uri} (connection lost or the server failing mid-run; the run is "
             "left unfinished there: rerun, or `sertool train --resume RUN`, once the server is back)"
         ) from None
+
+
+def _local_dir(uri: str) -> Path | None:
+    """The local directory of a `file://` artifact URI (None for a server or an object store)."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    return Path(uri) if parsed.scheme == "" else None
+
+
+def _link_all(files: Mapping[str, Path], dst: Path) -> bool:
+    """Hard-link each file into `dst` under its name; False (nothing left behind) where the filesystem
+    cannot, so the caller uploads copies instead."""
+    made = []
+    try:
+        dst.mkdir(parents=True, exist_ok=True)
+        for name, src in files.items():
+            os.link(src, dst / name)
+            made.append(dst / name)
+    except OSError:
+        for p in made:
+            p.unlink(missing_ok=True)
+        return False
+    return True
 
 
 @contextmanager

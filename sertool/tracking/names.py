@@ -14,6 +14,12 @@ Artifact layout of a training run::
 
 An ensemble run adds `ensemble.json` (its members; a stacked one's meta-models as plain numbers) and
 `submission/<file>.csv`; a sweep's parent run holds `recipe/<file>.toml` and `sweep_summary.csv`.
+
+Besides its artifacts a training run outputs its checkpoint as an MLflow 3 logged model (named
+`<run>-checkpoint`; `sertool.checkpoint_model` holds its id) and logs its `training` and `evaluation`
+datasets (`train.lineage`); an ensemble registered with `--register` outputs a `<run>-pyfunc` model.
+Logged models' names never equal an artifact folder's: MLflow reads `runs:/<run>/<name>` from the
+model of that name.
 """
 
 from __future__ import annotations
@@ -47,9 +53,25 @@ REFIT_TAG = "sertool.refit"
 """On a refit run (`--refit train+dev N`): what it trained on. Such a run has no dev figures."""
 """A run that learnt (almost) nothing says so (`train.diagnostics`)."""
 ENCODER_TAG_PREFIX = "sertool.encoder."  # + encoder name -> fingerprint
+DATA_DIGEST_TAG = "sertool.data_digest"
+"""The digest of a run's training data (its `training` dataset input): ensembles compare it, and
+`--filter "tags.\"sertool.data_digest\" = '...'"` picks the runs of one version of the data."""
+CHECKPOINT_MODEL_TAG = "sertool.checkpoint_model"
+"""The id of the MLflow logged model that holds a training run's checkpoint."""
+TRAINING, EVALUATION = "training", "evaluation"
+"""Dataset contexts (`mlflow.data.context`): what trained the model, and what selected and scored it."""
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_TAGS = {EXPERIMENT_KIND_TAG: "custom_model_development"}
+"""Set on every experiment sertool makes: MLflow's UI types it as model training, not a GenAI app (3.17
+picks the landing page from the URL's `workflowType`, which `sertool ui` sets; the tag says the same to
+versions and clients that read it)."""
+ML_WORKFLOW = "workflowType=machine_learning"
+"""The UI query that opens an experiment on its runs table (MLflow 3.17 otherwise lands on the GenAI
+overview: traces, token usage)."""
 
 # Artifact layout.
 CHECKPOINT_DIR = "checkpoint"

@@ -1,4 +1,4 @@
-"""What reading runs back returns: a typed, mlflow-free record of one run."""
+"""What reading runs back returns: typed, mlflow-free records of runs and the datasets they logged."""
 
 from __future__ import annotations
 
@@ -7,6 +7,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .names import KIND_TAG, PARENT_TAG, STAGE_TAG
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """One dataset input of a run, as MLflow shows it: a name, a digest, where it lives, and its role."""
+
+    name: str
+    digest: str
+    source: str
+    """The data's location (the feature store's root)."""
+    context: str
+    """`training` or `evaluation`."""
+    profile: dict = field(default_factory=dict)
+    """What else the dataset says about itself (sertool: the spec that recomputes the digest, clip count)."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +38,10 @@ class RunInfo:
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    datasets: tuple[DatasetRef, ...] = ()
+    """The run's dataset inputs (`RunLogger.log_datasets`); empty for runs from before sertool logged them."""
+    model_ids: tuple[str, ...] = ()
+    """Logged models the run output (its checkpoint, an exported model)."""
 
     @property
     def parent_run_id(self) -> str | None:
@@ -46,6 +64,8 @@ class RunInfo:
 
         tags = dict(data.tags)
         return cls(
+            datasets=tuple(_dataset(d) for d in getattr(getattr(run, "inputs", None), "dataset_inputs", None) or ()),
+            model_ids=tuple(o.model_id for o in getattr(getattr(run, "outputs", None), "model_outputs", None) or ()),
             run_id=info.run_id,
             name=info.run_name or "",
             kind=tags.get(KIND_TAG),
@@ -58,3 +78,20 @@ class RunInfo:
             metrics={k: float(v) for k, v in data.metrics.items()},
             tags=tags,
         )
+
+
+def _dataset(di) -> DatasetRef:
+    """An `mlflow.entities.DatasetInput` as a `DatasetRef` (duck-typed, as `RunInfo.from_mlflow`)."""
+    import json
+
+    d = di.dataset
+    try:
+        source = json.loads(d.source).get("uri", d.source) if d.source else ""
+    except (ValueError, AttributeError):
+        source = d.source or ""
+    try:
+        profile = json.loads(d.profile) if d.profile else {}
+    except ValueError:
+        profile = {}
+    context = next((t.value for t in di.tags or () if t.key == "mlflow.data.context"), "")
+    return DatasetRef(d.name, d.digest, str(source), context, profile if isinstance(profile, dict) else {})

@@ -39,6 +39,16 @@ def ui_command(uri: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> 
     return cmd
 
 
+def landing_url(base: str, experiment_id: str | None) -> str:
+    """Where `sertool ui` sends a browser: the store's experiment on its runs table in machine-learning mode,
+    newest runs first (the server's root when there is no experiment yet)."""
+    from .names import ML_WORKFLOW
+
+    if experiment_id is None:
+        return base
+    return f"{base}/#/experiments/{experiment_id}/runs?{ML_WORKFLOW}"
+
+
 def port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -71,10 +81,11 @@ def serve_ui(
     port: int = DEFAULT_PORT,
     on_ready: Callable[[str], None] | None = None,
     startup_timeout: float = 120.0,
+    experiment_id: str | None = None,
 ) -> int:
     """Run the MLflow UI until Ctrl-C or SIGTERM; stops the server with us. Returns its exit code.
 
-    `on_ready(url)` is called once the server answers `/health`.
+    `on_ready(url)` is called once the server answers `/health`, with the page to open (`landing_url`).
     """
     if not port_free(host, port):
         raise SertoolError(f"port {port} on {host} is in use; pick another with --port")
@@ -82,8 +93,9 @@ def serve_ui(
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     url = f"http://{host}:{port}"
-    # MLflow's background job runner (GenAI evaluation jobs) is one more process we never use.
-    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"} | dict(os.environ)
+    # MLflow's background job runner (GenAI evaluation jobs) is one more process we never use, and its AI
+    # Gateway (LLM endpoints) one more menu; the user's own environment wins.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_ENABLE_AI_GATEWAY": "false"} | dict(os.environ)
     proc = subprocess.Popen(ui_command(uri, host, port), env=env)
 
     def _stop(signum, frame):  # SIGTERM -> the same clean shutdown as Ctrl-C
@@ -93,7 +105,7 @@ def serve_ui(
     try:
         if wait_healthy(url, startup_timeout, proc):
             if on_ready is not None:
-                on_ready(url)
+                on_ready(landing_url(url, experiment_id))
         elif proc.poll() is not None:
             raise SertoolError(f"mlflow server exited with code {proc.returncode} before serving {url}")
         return proc.wait()

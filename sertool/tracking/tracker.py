@@ -35,6 +35,7 @@ from ..errors import NotFound, SertoolError
 from .logger import NullRunLogger, RunLogger, _reaching, clean_key, stringify
 from .names import (
     CHECKPOINT_DIR,
+    EXPERIMENT_TAGS,
     GIT_COMMIT_TAG,
     HOST_TAG,
     KIND_TAG,
@@ -142,7 +143,7 @@ class Tracker:
         root = artifact_root_for(self.uri)
         location = (root / _safe_dirname(name)).as_uri() if root is not None else None
         try:
-            return self.client.create_experiment(name, artifact_location=location)
+            return self.client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
         except MlflowException:
             # Another process (a parallel sweep) created it between our lookup and create.
             exp = self.client.get_experiment_by_name(name)
@@ -222,6 +223,18 @@ class Tracker:
                 gone.append(self.get_run(run.run_id))
         return gone
 
+    def mark_experiment(self, name: str | None = None) -> str | None:
+        """The experiment's id, its kind tag set if missing (`EXPERIMENT_TAGS`); None if it does not exist yet."""
+        try:
+            exp_id = self.experiment_id(name)
+        except NotFound:
+            return None
+        exp = self.client.get_experiment(exp_id)
+        missing = {k: v for k, v in EXPERIMENT_TAGS.items() if k not in exp.tags}
+        for key, value in missing.items():
+            self.client.set_experiment_tag(exp_id, key, value)
+        return exp_id
+
     def metric_steps(self, run_id: str, key: str) -> set[int]:
         """The steps at which a run logged metric `key` (a resumed run skips logging them again)."""
         with _reaching(self.client):
@@ -233,6 +246,8 @@ class Tracker:
             return self.client.get_run(run_id)
         except MlflowException:
             raise NotFound(f"no run with id {run_id!r} in tracking store {self.shown_uri}") from None
+
+    mlflow_run = _get_mlflow_run
 
     def get_run(self, run_id: str) -> RunInfo:
         return RunInfo.from_mlflow(self._get_mlflow_run(run_id))
@@ -344,6 +359,23 @@ class Tracker:
         if not weights.exists() or not config.exists():
             raise NotFound(f"run {run_id} has no complete checkpoint (model.safetensors + config.json)")
         return weights, json.loads(config.read_text())
+
+    # -- logged models and the model registry
+    def download_model(self, model_id: str, dst: str | Path) -> Path:
+        """A logged model's files into the directory `dst` (made if need be); returns the folder holding them."""
+        import mlflow.artifacts
+
+        dst = Path(dst)
+        dst.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        try:
+            with _reaching(self.client):
+                lm = self.client.get_logged_model(model_id)
+                got = mlflow.artifacts.download_artifacts(artifact_uri=lm.artifact_location, dst_path=str(dst),
+                                                          tracking_uri=self.uri)
+        except (MlflowException, OSError) as e:
+            raise NotFound(f"logged model {model_id} cannot be read ({e})") from None
+        return Path(got)
 
 
 def _identity_tags() -> dict[str, str]:

@@ -37,7 +37,7 @@ def log_outcome(run: "RunLogger", trainee: "Trainee", feeds: "Feeds", result: "T
         metrics={f"dev_{k}": v for k, v in result.best.items()},
     )
     weights = save_checkpoint(tmp / "checkpoint", trainee.module.state_dict(), info)
-    run.log_checkpoint(weights, info.to_dict())
+    run.log_checkpoint(weights, info.to_dict(), name=feeds.config.run_label, step=result.best_epoch)
     data = feeds.data
     for split in [data.dev, *data.tests.values()]:
         if len(split) == 0:

@@ -23,7 +23,7 @@ from rich.markup import escape
 
 from ..progress import progress_bar
 from ..store.layout import StoreLayout
-from ..tracking.names import WARNING_SCHEDULE_TAG, encoder_tag
+from ..tracking.names import DATA_DIGEST_TAG, TRAINING, WARNING_SCHEDULE_TAG, encoder_tag
 from . import distributed
 from .artifacts import log_outcome
 from .batches import iter_timed
@@ -148,6 +148,8 @@ def fit(
     config, feeds, trainee, dist = session.config, session.feeds, session.trainee, session.dist
     data = feeds.data
     run.set_tags({encoder_tag(n): e.fingerprint for n, e in data.encoders.items()})
+    run.log_datasets(feeds.datasets)  # again on a resume: MLflow keeps one entry per dataset and run
+    run.set_tags({DATA_DIGEST_TAG: d.digest for d in feeds.datasets if d.context == TRAINING})
     early = schedule_warning(config, len(feeds.sampler) * dist.world)
     if early and resume is None:
         run.set_tags({WARNING_SCHEDULE_TAG: early})

@@ -10,7 +10,7 @@ and when workers start cannot change what the model computes.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from .checkpoint import CheckpointInfo, check_compatible, read_weights
 from .config import TrainConfig
 from .data import SplitData, TrainingData, load_training_data
 from .distributed import DistInfo
+from .lineage import as_refs, run_datasets
 
 if TYPE_CHECKING:
     import torch
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from ..model.fusion import FusionModel
     from ..model.losses import MultiTaskLoss
     from ..store.reader import EmbeddingReader
+    from ..tracking.records import DatasetRef
     from .resident import ResidentFrames
     from .targets import TargetMaker
 
@@ -99,6 +101,8 @@ class Feeds:
     """Development is read every epoch (rank 0 only): its workers stay."""
     resident: "ResidentFrames | None" = None
     """The packed view the batches are built from (`--view`), or None: the store loader."""
+    datasets: list["DatasetRef"] = field(default_factory=list)
+    """What the run trains and is evaluated on, as the MLflow datasets it logs (`train.lineage`)."""
 
     def eval_loader(self, split: SplitData, *, persistent: bool = False):
         """Batches of a split's clean frames, grouped by length (less padding); the same every epoch."""
@@ -209,6 +213,7 @@ def build_feeds(config: TrainConfig, layout: StoreLayout, device: str, dist: Dis
                                   x_clips=config.x_clips, soft=config.targets == "soft", refit=refit)
         reader = open_reader(layout, data.encoders, [data.train] if config.augment else [], catalog=catalog)
         targets = target_maker(catalog, config, data.train)
+        datasets = as_refs(layout, run_datasets(catalog, config, refit=refit))
     spec = config.sampler_spec
     lengths = _eval_lengths(reader, data.train, list(data.encoders)) if config.batching == "bucketed" else None
     storage = _storage_order(reader, data) if config.read_order == "blocked" else None
@@ -230,7 +235,7 @@ def build_feeds(config: TrainConfig, layout: StoreLayout, device: str, dist: Dis
         train_loader = make_loader(StoreBatches(reader, data.encoders, data.train, getattr(torch, FRAMES_DTYPE), targets),
                                    sampler, num_workers=workers, prefetch=config.prefetch,
                                    pin_memory=device == "cuda", persistent=True, generator=_generator(config.seed))
-    feeds = Feeds(config, data, reader, device, sampler, targets, workers, train_loader, None, resident)
+    feeds = Feeds(config, data, reader, device, sampler, targets, workers, train_loader, None, resident, datasets)
     if dist.is_main:
         feeds.dev_loader = feeds.eval_loader(data.dev, persistent=True)
     return feeds

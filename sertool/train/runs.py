@@ -20,6 +20,7 @@ from ..store.layout import StoreLayout
 from ..tracking.names import INIT_FROM_TAG, REFIT_TAG, RESUME_TAG, SELECT_TAG, SPLITS_TAG, STAGE_TAG, STORE_TAG
 from .checkpoint import CheckpointInfo
 from .config import REFIT_ON, TrainConfig
+from .lineage import store_label
 from .loop import TrainResult, fit, prepare
 from .parts import ARCH_FIELDS, InitCheckpoint
 from .resume import ResumeState, state_path
@@ -62,7 +63,7 @@ def _tracked(config: TrainConfig, layout: StoreLayout, tracker: "Tracker", init:
     with prepare(config, layout, init=init, refit=refit) as session:
         run = tracker.start(
             "train", experiment=config.experiment, run_name=config.run_label, parent_run_id=parent_run_id,
-            tags={STAGE_TAG: config.stage, INIT_FROM_TAG: config.init_from, STORE_TAG: _store_label(layout),
+            tags={STAGE_TAG: config.stage, INIT_FROM_TAG: config.init_from, STORE_TAG: store_label(layout),
                   SPLITS_TAG: config.splits, SELECT_TAG: config.select, REFIT_TAG: REFIT_ON if refit else None},
         )
         with run:
@@ -99,10 +100,6 @@ def _forget_state(path: Path | None) -> None:
     """A finished run's resume state is dead weight (a model, optimizer and best weights)."""
     if path is not None:
         shutil.rmtree(path.parent, ignore_errors=True)
-
-
-def _store_label(layout: StoreLayout) -> str:
-    return layout.embeddings_url or str(layout.root.resolve())
 
 
 def _init_checkpoint(tracker: "Tracker", run_id: str, tmp: Path) -> InitCheckpoint:

@@ -184,3 +184,21 @@ def test_consensus_file_gone_asks_for_allow_shrink(tmp_path, corpus):
         ingest_msp_podcast(cat, corpus, progress=False)
     assert e.value.removals == {"labels": (len(CONSENSUS), 8)}
     assert dump_catalog(cat) == before
+
+
+def test_ingest_keeps_each_files_size_and_mtime(tmp_path, corpus):
+    """What the audio was when the corpus was read: a later change to a file is visible against it."""
+    import os
+
+    cat = tmp_path / "store" / "catalog.duckdb"
+    ingest_msp_podcast(cat, corpus, progress=False)
+    with Catalog(cat, read_only=True) as c:
+        rows = c.execute("SELECT path, size_bytes, mtime_ns FROM clips ORDER BY clip_id")
+    for path, size, mtime in rows:
+        st = os.stat(corpus / path)
+        assert (size, mtime) == (st.st_size, st.st_mtime_ns)
+    path = corpus / rows[0][0]
+    os.utime(path, ns=(rows[0][2], rows[0][2] + 1_000_000_000))
+    assert ingest_msp_podcast(cat, corpus, progress=False).changed
+    with Catalog(cat, read_only=True) as c:
+        assert c.scalar("SELECT mtime_ns FROM clips WHERE path = ?", [rows[0][0]]) == rows[0][2] + 1_000_000_000

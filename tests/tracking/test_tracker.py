@@ -100,6 +100,13 @@ def test_run_round_trip(tracker, logged, store_uri, tmp_path):
     assert path.name == "model.safetensors" and config["classes"] == list("ASHUFDCN")
     np.testing.assert_array_equal(load_file(path)["head.weight"], weights["head.weight"])
     assert CHECKPOINT_WEIGHTS in tracker.list_artifacts(run_id, "checkpoint")
+    # ... and an MLflow 3 logged model the run outputs (the UI's Model column links it), same bytes
+    (model_id,) = info.model_ids
+    assert info.tags["sertool.checkpoint_model"] == model_id
+    model = tracker.client.get_logged_model(model_id)
+    assert (model.source_run_id, str(model.status)) == (run_id, "READY")
+    assert sorted(a.path for a in tracker.client.list_logged_model_artifacts(model_id)) == [
+        "config.json", CHECKPOINT_WEIGHTS.split("/")[-1]]
 
     import matplotlib.image
 

@@ -143,6 +143,7 @@ def cli_env(setup, monkeypatch):
 class Stacked:
     experiment: str
     run_ids: dict[str, str]  # name -> run id
+    layout: object = None  # the store of their dev catalog (no models of its own)
 
 
 @pytest.fixture(scope="module")
@@ -195,4 +196,4 @@ def stacked(setup, tmp_path_factory) -> Stacked:
         cfg = EnsembleConfig(task=task, method="stack", top=2, folds=4, experiment=experiment,
                              stages=("task2",), name=f"stack-t{task}")
         out[f"stack-t{task}"] = build_ensemble(layout, cfg, setup.tracker).run_id
-    return Stacked(experiment, out)
+    return Stacked(experiment, out, layout)
