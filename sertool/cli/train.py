@@ -176,16 +176,17 @@ def sweep(
                        resume=resume)
     if result.parent_run_id is None:
         return
-    _print_sweep(result, recipe.stem)
+    _print_sweep(result, recipe)
 
 
-def _print_sweep(result: Any, stem: str) -> None:
+def _print_sweep(result: Any, recipe: Path) -> None:
     from rich import box
     from rich.markup import escape
     from rich.table import Table
 
     df = result.summary()
-    table = Table(title=f"sweep {stem}  (parent run {result.parent_run_id})", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title=f"sweep {recipe.stem}  (parent run {result.parent_run_id})", title_justify="left",
+                  box=box.SIMPLE_HEAD)
     for col in df.columns:
         table.add_column(col.replace("best_dev_", ""), justify="right" if df[col].dtype.kind in "fi" else "left")
     for row in df.itertuples(index=False):
@@ -201,7 +202,7 @@ def _print_sweep(result: Any, stem: str) -> None:
     if result.failed:
         for label, why in result.failed:
             err.print(f"[bold red]failed:[/] {escape(label)}: {escape(why)}", highlight=False)
-        err.print(f"{len(result.failed)} child run(s) did not finish; `sertool sweep {stem}.toml --resume "
+        err.print(f"{len(result.failed)} child run(s) did not finish; `sertool sweep {escape(str(recipe))} --resume "
                   f"{result.parent_run_id[:8]}` goes on with them", highlight=False)
         raise typer.Exit(1)
 

@@ -99,7 +99,7 @@ class Inline:
         self._ended: list[Ended] = []
 
     def free(self) -> int:
-        return 1
+        return 0 if self._ended else 1  # the loop records each child before it starts the next
 
     def start(self, job: ChildJob) -> None:
         try:

@@ -209,6 +209,8 @@ class Context:
     result: SweepResult
     view: SweepView
     console: "Console | None"
+    errors: dict[str, str] = field(default_factory=dict)
+    """Why a child failed or stopped, by key (a child may fail before it has a run to say so)."""
 
     def job(self, key: str, label: str, config: TrainConfig, **extra: Any) -> ChildJob:
         layout, tracker = self.layout, self.tracker
@@ -235,6 +237,7 @@ class Context:
             self.existing[ended.job.key] = self.tracker.get_run(run_id)
         self.view.set(ended.job.key, state=ended.state, run_id=run_id, note=ended.error)
         if ended.state in ("failed", "killed"):
+            self.errors[ended.job.key] = ended.error or ended.state
             self.result.failed.append((ended.job.label, ended.error or ended.state))
             if self.console is not None and self.launcher.name == "inline":
                 self.console.print(f"[bold red]child failed[/]: {ended.job.label}: {ended.error}", markup=True,
@@ -295,7 +298,12 @@ def _grid_rows(ctx: Context, planned: list[Planned]) -> list[dict[str, Any]]:
         run = children.get(p.key)
         row: dict[str, Any] = {k: p.values.get(k) for k in ctx.result.swept}
         row.update(run_row(run))
+        if run is None and p.key in ctx.errors:
+            row["status"] = "FAILED (no run)"
         rows.append(row)
+    if ctx.errors:
+        for row, p in zip(rows, planned, strict=True):
+            row["error"] = ctx.errors.get(p.key)
     return rows
 
 
@@ -350,6 +358,8 @@ def _parent(tracker: "Tracker", ref: str, experiment: str | None, recipe: Recipe
 
 
 def _short(v: Any) -> str:
+    if isinstance(v, (tuple, list)):
+        return ",".join(map(str, v))
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
