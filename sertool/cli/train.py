@@ -212,6 +212,7 @@ def _print_space(rec: Any) -> None:
         from ..errors import InvalidOption
 
         raise InvalidOption("search", f"{rec.path} has no [search] table to search")
+    from rich.markup import escape
     from rich.table import Table
 
     spec = rec.search
@@ -219,7 +220,7 @@ def _print_space(rec: Any) -> None:
     table.add_column("option")
     table.add_column("values")
     for p in spec.params:
-        table.add_row(p.name, p.describe().split(" in ", 1)[1])
+        table.add_row(p.name, escape(p.describe().split(" in ", 1)[1]))
     out.print(table)
     out.print(f"TPE sampler seed {spec.seed}; pruner {spec.pruner} (after {spec.startup_trials} finished trials, "
               f"after epoch {spec.prune_warmup} at the earliest)", highlight=False)

@@ -5,6 +5,7 @@ resumes, and its trials run in parallel processes too."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -164,4 +165,7 @@ def test_search_options_are_refused_before_anything_starts(frame_store, tmp_path
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "experiments").exists()  # nothing started
     res = CliRunner().invoke(app, [*base, "--search", "optuna", "--dry-run"])
     assert res.exit_code == 0 and "lr" in res.output and "[1e-05, 0.01] (log)" in res.output, res.output
+    shipped = Path(__file__).resolve().parents[2] / "experiments" / "tiny-search.toml"
+    res = CliRunner().invoke(app, ["sweep", str(shipped), "--search", "optuna", "--dry-run"])
+    assert res.exit_code == 0 and "['asp', 'mean']" in res.output and "after epoch 2" in res.output, res.output
 
