@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from .loop import EpochStats, TrainResult
 
 PARENT_ENV = "SERTOOL_SWEEP_PARENT_PID"
+URI_ENV = "SERTOOL_SWEEP_TRACKING_URI"
+"""A tracking URI with a password reaches children through their environment, never a job file."""
 GRACE_S = 60.0
 """How long a child whose sweep died may take to mark its run KILLED before it exits regardless."""
 EXIT_STOPPED = 130
@@ -53,7 +55,8 @@ class ChildJob:
     label: str
     config: dict[str, Any]
     parent_run_id: str
-    tracking_uri: str
+    tracking_uri: str | None
+    """None when the URI holds a password: the child reads it from `URI_ENV` (see `secret_uri`)."""
     experiment: str
     store_root: str
     catalog_file: str | None = None
@@ -90,6 +93,14 @@ class Ended:
     job: ChildJob
     state: str
     error: str | None = None
+
+
+def secret_uri(uri: str) -> bool:
+    """Whether the URI carries a password (`postgresql://user:secret@host/db`): it must not be written
+    into job files or pickles on disk."""
+    from urllib.parse import urlparse
+
+    return urlparse(uri).password is not None
 
 
 def read_status(job: ChildJob) -> dict[str, Any]:
@@ -145,7 +156,7 @@ def run_child(job: ChildJob, console: "Console | None" = None) -> "TrainResult":
         return reporter.on_epoch(run_id, stats) if reporter is not None else None
 
     try:
-        tracker = Tracker(job.tracking_uri, experiment=job.experiment)
+        tracker = Tracker(job.tracking_uri or os.environ[URI_ENV], experiment=job.experiment)
         layout = StoreLayout(Path(job.store_root), catalog_file=Path(job.catalog_file) if job.catalog_file else None,
                              embeddings_url=job.embeddings_url)
         if job.resume_run_id:

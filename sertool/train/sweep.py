@@ -15,7 +15,10 @@ values and runs each trial as a child the same way.
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +30,7 @@ from ..store.layout import StoreLayout
 from ..tracking.names import (
     JOB_ID_TAG, LAUNCHER_TAG, ORPHANED_TAG, PRUNED_TAG, RECIPE_DIR, RECIPE_TAG, SWEEP_DIR_TAG, SWEEP_KEY_TAG, SWEEP_MODE_TAG, SWEEP_SUMMARY,
 )
-from .child import ChildJob
+from .child import URI_ENV, ChildJob, secret_uri
 from .config import TrainConfig
 from .cluster import check_cluster
 from .launchers import LaunchOptions, make_launcher, plan_slots
@@ -172,7 +175,7 @@ def run_sweep(
             parent.log_artifact(recipe.path, RECIPE_DIR)
         ctx = Context(recipe, layout, tracker, overrides, parent, workdir, launcher, existing, result,
                       SweepView(None if launcher.name == "inline" else console, f"sweep {recipe.sweep_name}"), console)
-        with ctx.view:
+        with ctx.view, _uri_for_children(tracker.uri):
             try:
                 if search is not None:
                     from .sweep_search import run_search
@@ -215,7 +218,7 @@ class Context:
     def job(self, key: str, label: str, config: TrainConfig, **extra: Any) -> ChildJob:
         layout, tracker = self.layout, self.tracker
         return ChildJob(key=key, label=label, config=config.to_dict(), parent_run_id=str(self.parent.run_id),
-                        tracking_uri=tracker.uri, experiment=tracker.experiment, store_root=str(layout.root.resolve()),
+                        tracking_uri=None if secret_uri(tracker.uri) else tracker.uri, experiment=tracker.experiment, store_root=str(layout.root.resolve()),
                         catalog_file=str(layout.catalog_file.resolve()) if layout.catalog_file else None,
                         embeddings_url=layout.embeddings_url,
                         workdir=None if self.launcher.name == "inline" else str(self.workdir), **extra)
@@ -277,6 +280,24 @@ def _run_grid(ctx: Context, planned: list[Planned]) -> None:
             job = queue.pop(0)
             ctx.start(job, f"run {total - len(queue)}/{total} ({job.label})")
         ctx.tick()
+
+
+@contextmanager
+def _uri_for_children(uri: str) -> Iterator[None]:
+    """A URI with a password goes to children (pool processes, submitit jobs, which copy this process's
+    environment when they start) in their environment, not in their job files."""
+    if not secret_uri(uri):
+        yield
+        return
+    before = os.environ.get(URI_ENV)
+    os.environ[URI_ENV] = uri
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(URI_ENV, None)
+        else:
+            os.environ[URI_ENV] = before
 
 
 def _stop(ctx: Context) -> None:
