@@ -13,7 +13,8 @@ One process, one thread each; warm page cache (every batch is read once untimed 
 timed: "frames only", each clip's frames as an array of its own without padding (where the
 formats differ most: building the padded float32 batch costs the same on all three sides).
 
-usage: python bench/store.py [--clips 3000] [--batches 4] [--repeats 2] [--dir DIR]
+usage: python bench/store.py [--clips 3000] [--batches 4] [--repeats 2] [--dir DIR] [--cold]
+(--cold: cold reads, random vs blocked order against the disk's sequential bandwidth: bench/cold.py)
 The fp16 batch is the same output from all three sides (the .npy files' fp32 converted on the copy).
 Ends with one JSON line: read_speedup (store's fp16 batch / the .npy files' faster padded batch,
 fp32 or fp16), limit_fraction (store / memmap,
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sertool.store.catalog import Catalog  # noqa: E402
 from sertool.store.embeddings import EmbeddingStore  # noqa: E402
@@ -202,6 +204,30 @@ def best_rates(readers: dict, batches: list[list[str]], fn, repeats: int) -> dic
     return {name: n / sum(ts) for name, ts in best.items()}
 
 
+def cold_main(args: argparse.Namespace) -> None:
+    """`--cold`: write the store only, then bench/cold.py's passes with the page cache evicted."""
+    import os
+
+    import cold
+
+    rng = np.random.default_rng(args.seed)
+    ids = [f"clip{i:07d}" for i in range(args.clips)]
+    work = Path(tempfile.mkdtemp(prefix="sertool-bench-cold-", dir=args.dir))
+    try:
+        w = write_all(work, ids, make_lengths(args.clips, rng), args.write_batch, [0])
+        out = {"bench": "store_cold", "clips": args.clips, "batch": args.batch}
+        out |= cold.run(w["layout"], ids, args.batch, args.batches, args.seed)
+        out["load_average"] = round(os.getloadavg()[0], 2)
+        print(f"disk sequential {out['disk_seq_mb_s']} MB/s over {out['store_gb']} GB of shard files; cold reads, "
+              f"random order {out['cold_random_mb_s']} MB/s ({out['cold_random_clips_per_s']} clips/s, "
+              f"{out['cold_random_fraction_of_disk']:.2f}x disk), blocked {out['cold_blocked_mb_s']} MB/s "
+              f"({out['cold_blocked_clips_per_s']} clips/s, {out['cold_blocked_fraction_of_disk']:.2f}x disk)",
+              file=sys.stderr)
+        print(json.dumps(out))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", type=int, default=3000)
@@ -211,7 +237,11 @@ def main() -> None:
     ap.add_argument("--write-batch", type=int, default=64, help="clips per store write call")
     ap.add_argument("--dir", type=Path, default=None, help="parent of the work directory (default: system temp)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cold", action="store_true",
+                    help="cold reads instead (bench/cold.py): random vs blocked order against the disk's bandwidth")
     args = ap.parse_args()
+    if args.cold:
+        return cold_main(args)
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)

@@ -66,6 +66,22 @@ class AttributeTargets(str, Enum):
     votes = "votes"
 
 
+class Batching(str, Enum):
+    random = "random"
+    bucketed = "bucketed"
+
+
+class ReadOrder(str, Enum):
+    random = "random"
+    blocked = "blocked"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 class Select(str, Enum):
     f1 = "f1"
     ccc = "ccc"

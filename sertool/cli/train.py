@@ -17,8 +17,8 @@ import typer
 from ..train.config import stage_defaults_text as _d
 from ._common import err, out, state
 from ._options import (
-    AttributeTargets, ClipUse, Device, ExperimentOpt, Objective, OutputFormat, OVotes, Pooling, SearchKind, Select,
-    SoftLoss, Stage, TargetKind,
+    AttributeTargets, Batching, ClipUse, Device, ExperimentOpt, Objective, OutputFormat, OVotes, Pooling, Precision,
+    ReadOrder, SearchKind, Select, SoftLoss, Stage, TargetKind,
 )
 from ._options import Launcher as LauncherKind
 
@@ -67,7 +67,11 @@ def train(
     experiment: ExperimentOpt = None,
     run_name: Annotated[Optional[str], _opt("--run-name", help="MLflow run name.", panel=_RUN)] = None,
     device: Annotated[Optional[Device], _opt("--device", help="cpu or cuda (AMP). (default: cuda if available)", panel=_RUN)] = None,
-    num_workers: Annotated[Optional[int], _opt("--num-workers", help="Data loader worker processes. (default: 2)", panel=_RUN)] = None,
+    num_workers: Annotated[Optional[int], _opt("--num-workers", help="Data loader worker processes. (default: 2 on CPU; on CUDA one per free core, up to 8)", panel=_RUN)] = None,
+    batching: Annotated[Optional[Batching], _opt("--batching", help="random, or bucketed: batches of clips of similar length (less padding, the same epoch sample). (default: random)", panel=_DATA)] = None,
+    read_order: Annotated[Optional[ReadOrder], _opt("--read-order", help="random, or blocked: each batch from a few runs of store-neighbouring clips (stores larger than the page cache). (default: random)", panel=_DATA)] = None,
+    precision: Annotated[Optional[Precision], _opt("--precision", help="auto (bf16/fp16 autocast on CUDA, fp32 on CPU), fp32, or bf16 (CPU too). (default: auto)", panel=_RUN)] = None,
+    compile_: Annotated[Optional[bool], _opt("--compile/--no-compile", help="torch.compile the fusion model. (default: off)", panel=_RUN)] = None,
     targets: Annotated[Optional[TargetKind], _opt("--targets", help="Class targets: the consensus class, or the share of the annotators' votes per class (X clips then train the classifier). (default: hard)", panel=_LEVERS)] = None,
     soft_loss: Annotated[Optional[SoftLoss], _opt("--soft-loss", help="Loss on soft targets: cross-entropy or KL divergence. (default: ce)", panel=_LEVERS)] = None,
     o_votes: Annotated[Optional[OVotes], _opt("--o-votes", help="Other votes in soft targets: drop and renormalise, or spread evenly. (default: drop)", panel=_LEVERS)] = None,
@@ -250,7 +254,8 @@ def _print_plan(rec: Any, configs: list, fmt: OutputFormat) -> None:
 def _given(values: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """The options the user typed (not None), enums as their values, keyed by config field."""
     drop = {"ctx", "recipe", "set_", *skip}
-    given = {k: (v.value if isinstance(v, Enum) else v) for k, v in values.items() if k not in drop and v is not None}
+    given = {k.rstrip("_"): (v.value if isinstance(v, Enum) else v) for k, v in values.items()
+             if k not in drop and v is not None}
     if "aux" in given:
         given["aux"] = tuple(given["aux"])
     if "refit" in given:

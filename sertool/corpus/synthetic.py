@@ -26,10 +26,15 @@ Generating rules:
    low V + low D Fear, low A + low V Sad, high A + high V Happy, very high A + mid V Surprise, mid A +
    low V Disgust, low A + mid-low V + high D Contempt, centre Neutral. An "Other" component (5%) sits
    near the centre and makes annotators answer Other.
-3. **Votes.** 5-8 annotators per clip (distinct workers from a pool of 40). Each perceives
-   latent + N(0, 0.6) per axis, votes the nearest prototype's class (or ``Other[-desc]`` with p 0.05,
-   0.6 for Other-component clips), rates A/V/D as the rounded perceived point (+ N(0, 0.35)) clipped to
-   1-7, and lists 0-2 secondary emotions.
+3. **Votes.** 5-8 annotators per clip (distinct workers from a pool of 40). Every worker has
+   persistent habits drawn from the seed (a noise level, a perceived-A/V/D shift, a rating stretch,
+   class preferences, a tendency to call Contempt and Disgust Angry, a rate of answering Other:
+   `sertool.corpus.synthetic_annotators`), so agreement looks like MSP-Podcast's: the winning class
+   gets about half of the votes and about a fifth of clips end in a tie (X). Each vote perceives
+   latent + shift + noise, picks a class near the percept (``Other[-desc]`` on most votes of
+   Other-component clips), rates A/V/D from the percept (rounded, clipped to 1-7) and lists 0-2
+   secondary emotions. The workers draw from a random stream of their own, so changing the
+   annotator model changes no audio or transcript.
 4. **Consensus** is computed from the votes exactly as the reader derives it: plurality of the primary
    classes, a tie for the top is ``X``; attributes are the vote means rounded to 4 decimals. The first
    10 Train clips are steered (their votes redrawn until the consensus comes out right) to be
@@ -39,8 +44,9 @@ Generating rules:
    `sertool.corpus.synthetic_speech`. Durations 1.5-6 s (log-normal around 3.2 s); clips number 50,
    150, ... are long (8-11 s) so downstream padding and batching always meet one.
 
-Determinism: one `numpy.random.Generator(seed)` drives every draw in a fixed order; WAVs are PCM_16
-(no timestamps in the header), CSVs use ``\\n`` line endings; same seed -> byte-identical files.
+Determinism: `numpy.random.Generator(seed)` drives every clip draw and a second generator, seeded
+with (seed, 1), every annotator draw, each in a fixed order; WAVs are PCM_16 (no timestamps in the
+header), CSVs use ``\\n`` line endings; same seed -> byte-identical files.
 """
 
 from __future__ import annotations
@@ -55,68 +61,26 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..errors import SertoolError
-from ..labels import ATTRIBUTES, CLASS_NAMES, CLASSES, CONSENSUS_CODES, NO_AGREEMENT, class_code, plurality
+from ..labels import ATTRIBUTES, CLASSES, CONSENSUS_CODES, class_code, plurality
+from .synthetic_annotators import PROTO, PROTOTYPES, Vote, Worker, draw_workers, region_class, vote
 from .synthetic_speech import Voice, random_voice, render_speech, render_transcript
 
 CONSENSUS_HEADER = ("FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender",
                     "Split_Set")
 DETAILED_HEADER = ("FileName", "EmoDetail")
 MARKER = "SYNTHETIC.txt"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MIN_CLIPS = 20
 
-CLASS_WORDS = {code: word for code, word in CLASS_NAMES.items() if code != NO_AGREEMENT}
-# Class prototypes in (arousal, valence, dominance), 1-7. Nearest prototype = region class.
-PROTOTYPES = {
-    "A": (5.6, 2.3, 5.6),
-    "S": (2.4, 2.4, 3.0),
-    "H": (5.0, 5.8, 4.6),
-    "U": (6.2, 4.4, 4.0),
-    "F": (5.4, 2.6, 2.6),
-    "D": (4.2, 2.2, 4.6),
-    "C": (3.2, 3.0, 5.6),
-    "N": (4.0, 4.0, 4.0),
-}
-_PROTO = np.array([PROTOTYPES[c] for c in CLASSES])  # (8, 3)
 # Mixture weights of the latent's components: 8 classes then the "Other" component.
 COMPONENT_PRIOR = {"A": 0.12, "S": 0.12, "H": 0.18, "U": 0.08, "F": 0.07, "D": 0.08, "C": 0.08,
                    "N": 0.22, "O": 0.05}
 LATENT_SD = 0.5
-PERCEPTION_SD = 0.6
-RATING_SD = 0.35
-P_OTHER, P_OTHER_COMPONENT = 0.05, 0.6
-OTHER_WORDS = ("Other", "Other-Curious", "Other-Bored", "Other-Sarcastic", "Other-Tired")
-SECONDARY = {
-    "A": ("Frustrated", "Annoyed", "Disgust", "Contempt"),
-    "S": ("Disappointed", "Depressed", "Concerned"),
-    "H": ("Excited", "Amused"),
-    "U": ("Excited", "Confused", "Amused"),
-    "F": ("Concerned", "Confused"),
-    "D": ("Annoyed", "Contempt", "Frustrated"),
-    "C": ("Annoyed", "Disgust", "Frustrated"),
-    "N": ("Concerned", "Confused"),
-    "O": ("Confused", "Concerned", "Amused"),
-}
 N_KNOWN_SPEAKERS, N_DEV_SPEAKERS, N_TEST3_SPEAKERS = 12, 4, 3
 P_UNKNOWN_SPEAKER, TEST3_FRACTION = 0.12, 0.15
 WORKER_POOL = 40
+ANNOTATOR_STREAM = 1  # second seed word of the annotators' random stream
 STEERED = CONSENSUS_CODES
-
-
-@dataclass(frozen=True)
-class Vote:
-    """One annotator's answer, as the `EmoDetail` string carries it."""
-
-    worker: str
-    primary: str  # class word as annotators write it (Angry, ..., Other-Curious)
-    secondary: tuple[str, ...]
-    arousal: float
-    valence: float
-    dominance: float
-
-    def emo_detail(self) -> str:
-        return (f"{self.worker}; {self.primary}; {','.join(self.secondary)}; "
-                f"A:{self.arousal:.1f}; V:{self.valence:.1f}; D:{self.dominance:.1f};")
 
 
 @dataclass(frozen=True)
@@ -144,11 +108,6 @@ def consensus_of(votes: list[Vote]) -> Consensus:
     return Consensus(emotion, *mean)
 
 
-def region_class(latent: np.ndarray) -> str:
-    """The class whose prototype is nearest to this (arousal, valence, dominance) point."""
-    return CLASSES[int(np.argmin(((_PROTO - latent) ** 2).sum(axis=1)))]
-
-
 def write_synthetic_corpus(out_dir: Path, n_clips: int = 240, seed: int = 0) -> Path:
     """Write an MSP-Podcast-layout corpus of ``n_clips`` clips (Test3 included) under ``out_dir``.
 
@@ -161,7 +120,11 @@ def write_synthetic_corpus(out_dir: Path, n_clips: int = 240, seed: int = 0) -> 
     _prepare(out_dir)
     rng = np.random.default_rng(seed)
     speakers = _speakers(rng)
-    workers = [f"WORKER{w:05d}" for w in rng.choice(np.arange(1, 100_000), WORKER_POOL, replace=False)]
+    worker_ids = [f"WORKER{w:05d}" for w in rng.choice(np.arange(1, 100_000), WORKER_POOL, replace=False)]
+    # Annotators draw from a stream of their own, so the annotator model can change without
+    # changing a single latent, wav or transcript (and vice versa).
+    annotator_rng = np.random.default_rng([seed, ANNOTATOR_STREAM])
+    workers = draw_workers(annotator_rng, worker_ids)
 
     n_test3 = int(round(TEST3_FRACTION * n_clips))
     known = [s for s in speakers if s.split in ("Train", "Development")]
@@ -198,7 +161,7 @@ def write_synthetic_corpus(out_dir: Path, n_clips: int = 240, seed: int = 0) -> 
 
         latent, component = _draw_latent(rng, steer)
         if labelled:
-            votes = _draw_votes(rng, latent, component, workers, steer)
+            votes = _draw_votes(annotator_rng, latent, component, workers, steer)
             c = consensus_of(votes)
             consensus_rows.append((stem + ".wav", c.emotion, repr(c.arousal), repr(c.valence),
                                    repr(c.dominance), speaker.spkr_id, speaker.gender, speaker.split))
@@ -252,7 +215,7 @@ def _draw_latent(rng: np.random.Generator, steer: str | None) -> tuple[np.ndarra
     """(latent A/V/D, mixture component). Steered X clips sit halfway between two prototypes."""
     if steer == "X":
         a, b = rng.choice(len(CLASSES), 2, replace=False)
-        return (_PROTO[a] + _PROTO[b]) / 2.0, "X"
+        return (PROTO[a] + PROTO[b]) / 2.0, "X"
     if steer is not None:
         component = steer
     else:
@@ -265,26 +228,13 @@ def _draw_latent(rng: np.random.Generator, steer: str | None) -> tuple[np.ndarra
     return np.clip(centre + rng.normal(0.0, sd, size=3), 1.3, 6.7), component
 
 
-def _draw_votes(rng: np.random.Generator, latent: np.ndarray, component: str, workers: list[str],
+def _draw_votes(rng: np.random.Generator, latent: np.ndarray, component: str, workers: list[Worker],
                 steer: str | None) -> list[Vote]:
     """5-8 annotators (an even number for steered X clips); redrawn until a steered clip agrees."""
     for _ in range(1000):
         n = int(rng.choice([6, 8])) if steer == "X" else int(rng.integers(5, 9))
         chosen = rng.choice(len(workers), n, replace=False)
-        p_other = P_OTHER_COMPONENT if component == "O" else P_OTHER
-        votes = []
-        for w in chosen:
-            seen = latent + rng.normal(0.0, PERCEPTION_SD, size=3)
-            if rng.random() < p_other:
-                code, word = "O", OTHER_WORDS[rng.integers(len(OTHER_WORDS))]
-            else:
-                code = region_class(seen)
-                word = CLASS_WORDS[code]
-            pool = SECONDARY[code]
-            n_sec = min(len(pool), int(rng.choice(3, p=[0.3, 0.45, 0.25])))
-            secondary = tuple(pool[j] for j in rng.choice(len(pool), n_sec, replace=False))
-            rating = np.clip(np.round(seen + rng.normal(0.0, RATING_SD, size=3)), 1, 7)
-            votes.append(Vote(workers[w], word, secondary, *map(float, rating)))
+        votes = [vote(rng, workers[w], latent, component) for w in chosen]
         if steer is None or consensus_of(votes).emotion == steer:
             return votes
     raise RuntimeError(f"could not steer a synthetic clip to class {steer}")  # a generator bug

@@ -94,6 +94,13 @@ def rank_share(indices: np.ndarray, rank: int, world: int) -> np.ndarray:
     return padded[rank::world]
 
 
+BUCKET_POOL = 50
+"""Bucketed batching sorts by length within pools of this many batches of the epoch's sample: batches of
+similar lengths, still a fresh mix every epoch."""
+RUNS_PER_BATCH = 4
+"""Blocked read order: each batch is this many runs of clips that lie next to each other in the store."""
+
+
 def plan_epoch(
     split: SplitData,
     *,
@@ -105,8 +112,18 @@ def plan_epoch(
     rank: int = 0,
     world: int = 1,
     sampler: tuple[str, int, float] = ("natural", 1, 0.0),
+    batching: str = "random",
+    read_order: str = "random",
+    lengths: np.ndarray | None = None,
+    storage: np.ndarray | None = None,
 ) -> list[list[Item]]:
-    """This rank's batches of one epoch; each clip draws `clean` or one of its variants when augmenting."""
+    """This rank's batches of one epoch; each clip draws `clean` or one of its variants when augmenting.
+
+    `batching="bucketed"` groups clips of similar `lengths` (frames per clip) into batches and
+    `read_order="blocked"` builds each batch from a few runs of clips neighbouring in the store
+    (`storage`: each clip's position there); both only regroup the same epoch sample (the same clips,
+    the same variants) and then shuffle the batches' order, seeded by (seed, epoch).
+    """
     idx = rank_share(epoch_indices(split, samples_per_epoch=samples_per_epoch, seed=seed, epoch=epoch,
                                    sampler=sampler), rank, world)
     rng = np.random.default_rng([seed, epoch, 1])
@@ -115,10 +132,39 @@ def plan_epoch(
     for i, u in zip(idx.tolist(), draws.tolist()):
         options = (CLEAN, *split.variants[i]) if augment and split.variants else (CLEAN,)
         items.append(Item(i, options[min(int(u * len(options)), len(options) - 1)], epoch))
-    batches = [items[k : k + batch_size] for k in range(0, len(items), batch_size)]
+    if batching == "bucketed" and lengths is not None:
+        batches = _bucketed(items, batch_size, lengths, np.random.default_rng([seed, epoch, 4]))
+    elif read_order == "blocked" and storage is not None:
+        batches = _blocked(items, batch_size, storage, np.random.default_rng([seed, epoch, 5]))
+    else:
+        batches = [items[k : k + batch_size] for k in range(0, len(items), batch_size)]
     if len(batches) > 1 and len(batches[-1]) == 1:
         batches[-2].extend(batches.pop())  # a batch of one has no across-clip statistics (pooled_norm)
     return batches
+
+
+def _bucketed(items: list[Item], batch_size: int, lengths: np.ndarray, rng: np.random.Generator) -> list[list[Item]]:
+    """Sort each pool of `BUCKET_POOL` batches by length, cut it into batches, shuffle all batches."""
+    pool = batch_size * BUCKET_POOL
+    batches: list[list[Item]] = []
+    for k in range(0, len(items), pool):
+        chunk = sorted(items[k : k + pool], key=lambda it: int(lengths[it.index]))
+        batches += [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) == 1:  # before the shuffle: no batch of one anywhere
+        batches[-2].extend(batches.pop())
+    order = rng.permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def _blocked(items: list[Item], batch_size: int, storage: np.ndarray, rng: np.random.Generator) -> list[list[Item]]:
+    """Runs of store-neighbouring clips (a random phase each epoch), shuffled, `RUNS_PER_BATCH` per batch."""
+    ordered = sorted(items, key=lambda it: int(storage[it.index]))
+    run = max(1, batch_size // RUNS_PER_BATCH)
+    phase = int(rng.integers(run)) if run > 1 else 0
+    cuts = [0, *range(phase or run, len(ordered), run), len(ordered)]
+    runs = [ordered[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+    flat = [it for i in rng.permutation(len(runs)) for it in runs[i]]
+    return [flat[k : k + batch_size] for k in range(0, len(flat), batch_size)]
 
 
 def plan_eval(split: SplitData, batch_size: int, lengths: Sequence[int] | None = None) -> list[list[Item]]:

@@ -20,6 +20,9 @@ STAGES = ("pretrain", "task1", "task2")
 POOLING = ("asp", "mean", "meanstd")
 DEVICES = ("cpu", "cuda")
 SOFT_LOSSES = ("ce", "kl")
+BATCHINGS = ("random", "bucketed")
+READ_ORDERS = ("random", "blocked")
+PRECISIONS = ("auto", "fp32", "bf16")
 ATTRIBUTE_TARGETS = ("consensus", "votes")
 SAMPLERS = ("natural", "balanced")
 BALANCED_DEFAULTS = (4, 0.11)
@@ -29,7 +32,7 @@ AUX_WEIGHT = 0.1
 """Loss weight of an auxiliary head named without one (SAIL's gender head: 0.1)."""
 REFIT_ON = "train+dev"
 PAPER_ENCODERS = ("whisper", "wavlm", "roberta")
-OPERATIONAL = ("device", "num_workers", "prefetch", "experiment")
+OPERATIONAL = ("device", "num_workers", "prefetch", "compile", "experiment")
 """Fields that change where or how fast a run trains, not what it learns (left out of `digest`)."""
 
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -124,12 +127,24 @@ class TrainConfig:
     """MLflow run name (default: generated from stage and loss weights)."""
     device: str | None = None
     """`cpu` or `cuda` (cuda trains with automatic mixed precision); None = cuda when available."""
-    num_workers: int = 2
-    """DataLoader worker processes reading batches from the store (0 = read in the training process)."""
+    num_workers: int | None = None
+    """DataLoader worker processes reading batches from the store (0 = read in the training process);
+    None: 2 on CPU (the step needs the cores), on CUDA one per free core up to 8 (the GPU's step is fast)."""
     prefetch: int = 4
     """Batches each worker reads ahead."""
     grad_clip: float | None = None
     """Clip the gradient norm to this value (None = no clipping, as in the paper)."""
+    batching: str = "random"
+    """`random` (batches in sample order) or `bucketed` (batches of clips of similar length, less padding;
+    the same epoch sample, grouped differently)."""
+    read_order: str = "random"
+    """`random`, or `blocked`: each batch from a few runs of clips neighbouring in the store (far fewer
+    scattered reads when the store does not fit in the page cache)."""
+    precision: str = "auto"
+    """`auto` (bf16 autocast on a GPU that has it, else fp16 with loss scaling; fp32 on CPU), `fp32`, or
+    `bf16` (also on CPU, to check the autocast path without a GPU)."""
+    compile: bool = False
+    """Compile the fusion model with torch.compile (worth it on a GPU for long runs)."""
     # -- the levers that learn from every annotator (off by default: the paper's recipe stays the paper's)
     targets: str = "hard"
     """Class targets: `hard` (the consensus class) or `soft` (the share of the annotators' votes per class;
@@ -199,7 +214,12 @@ class TrainConfig:
         need(len(set(self.encoders)) == len(self.encoders), "encoders", "an encoder is named twice")
         need(self.select in SELECT_CHOICES, "select", f"{self.select!r} is not one of {', '.join(SELECT_CHOICES)}")
         need(self.device is None or self.device in DEVICES, "device", f"{self.device!r} is not one of cpu, cuda")
-        need(self.num_workers >= 0, "num_workers", "must be >= 0")
+        need(self.num_workers is None or self.num_workers >= 0, "num_workers", "must be >= 0")
+        need(self.batching in BATCHINGS, "batching", f"{self.batching!r} is not one of {', '.join(BATCHINGS)}")
+        need(self.read_order in READ_ORDERS, "read_order", f"{self.read_order!r} is not one of {', '.join(READ_ORDERS)}")
+        need(self.batching == "random" or self.read_order == "random", "read_order",
+             "blocked reads and bucketed batches group the sample in two different ways: choose one")
+        need(self.precision in PRECISIONS, "precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
         need(self.prefetch >= 1, "prefetch", "must be >= 1")
         need(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0")
         need(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")

@@ -53,13 +53,15 @@ class EpochStats:
     seconds: float
     data_wait_s: float
     dev: dict[str, float] = field(default_factory=dict)
+    padded_share: float = 0.0
+    """Share of the frames fed to the model that were padding (what bucketed batching cuts)."""
     """Dev metrics: f1_macro, ccc_arousal, ccc_valence, ccc_dominance, ccc_mean, loss."""
 
     def metrics(self) -> dict[str, float]:
         out = {
             "train_loss": self.loss, "train_loss_reg": self.loss_reg, "train_loss_class": self.loss_class,
             "lr": self.lr, "train_samples": float(self.samples), "samples_per_s": self.samples / max(self.seconds, 1e-9),
-            "data_wait_share": self.data_wait_s / max(self.seconds, 1e-9),
+            "data_wait_share": self.data_wait_s / max(self.seconds, 1e-9), "padded_share": self.padded_share,
         }
         out.update({f"dev_{k}": v for k, v in self.dev.items()})
         return out
@@ -272,9 +274,13 @@ def _train_epoch(trainee: Trainee, feeds: Feeds, dist: distributed.DistInfo, epo
     sums = torch.zeros(3, dtype=torch.float64, device=feeds.device)  # total, reg, class (x clips)
     n = 0
     wait = 0.0
+    frames = [0, 0]  # padding, all (counted on the CPU copy of the lengths: no device sync)
     t0 = time.perf_counter()
     for batch, waited in iter_timed(feeds.train_loader):
         wait += waited
+        for f, lens in batch.inputs.values():
+            frames[0] += int(f.shape[0] * f.shape[1] - lens.sum())
+            frames[1] += int(f.shape[0] * f.shape[1])
         b = batch.to(feeds.device)
         with trainee.autocast:
             out = trainee.model(b.inputs)
@@ -302,4 +308,5 @@ def _train_epoch(trainee: Trainee, feeds: Feeds, dist: distributed.DistInfo, epo
     return EpochStats(
         epoch=epoch, loss=totals[0] / n_all, loss_reg=totals[1] / n_all, loss_class=totals[2] / n_all,
         lr=trainee.optimizer.param_groups[0]["lr"], samples=int(totals[3]), seconds=seconds, data_wait_s=wait,
+        padded_share=frames[0] / max(frames[1], 1),
     )

@@ -91,6 +91,8 @@ class Feeds:
     """The training sample: `set_epoch(e)` plans epoch e from (seed, e) alone."""
     targets: "TargetMaker | None"
     """The levers' training targets (soft, dropout, vote means, auxiliary heads); None: the consensus."""
+    workers: int
+    """Loader worker processes (`TrainConfig.num_workers`, or the device's default)."""
     train_loader: Any
     dev_loader: Any | None
     """Development is read every epoch (rank 0 only): its workers stay."""
@@ -104,7 +106,7 @@ class Feeds:
         lengths = _eval_lengths(self.reader, split, list(self.data.encoders))
         plan = plan_eval(split, self.config.batch_size, lengths)
         return make_loader(StoreBatches(self.reader, self.data.encoders, split, getattr(torch, FRAMES_DTYPE)),
-                           PlanSampler(lambda _epoch: plan), num_workers=min(self.config.num_workers, len(plan)),
+                           PlanSampler(lambda _epoch: plan), num_workers=min(self.workers, len(plan)),
                            prefetch=self.config.prefetch, pin_memory=self.device == "cuda", persistent=persistent,
                            generator=_generator(self.config.seed))
 
@@ -114,6 +116,25 @@ def _eval_lengths(reader: "EmbeddingReader", split: SplitData, encoders: list[st
     if len(split) == 0:
         return []
     return np.max([reader.index(e, "clean").locate(split.clip_ids)[1] for e in encoders], axis=0).tolist()
+
+
+def loader_workers(config: TrainConfig, device: str, world: int) -> int:
+    """Worker processes per rank: as set, else 2 on CPU (the step itself needs the cores) and, on CUDA,
+    the rank's share of the cores up to 8 (a GPU step is fast: reading must keep up)."""
+    import os
+
+    if config.num_workers is not None:
+        return config.num_workers
+    if device != "cuda":
+        return 2
+    return max(2, min(8, (os.cpu_count() or 2) // max(world, 1) - 1))
+
+
+def _storage_order(reader: "EmbeddingReader", data: TrainingData) -> np.ndarray:
+    """Each training clip's position in the store (its first audio encoder's clean rows): what the
+    blocked read order keeps together."""
+    audio = [n for n, e in data.encoders.items() if not e.text] or list(data.encoders)
+    return np.asarray(reader.index(audio[0], "clean").locate(data.train.clip_ids)[0])
 
 
 def target_maker(catalog: Catalog, config: TrainConfig, train: SplitData) -> "TargetMaker | None":
@@ -162,15 +183,19 @@ def build_feeds(config: TrainConfig, layout: StoreLayout, device: str, dist: Dis
         reader = open_reader(layout, data.encoders, [data.train] if config.augment else [], catalog=catalog)
         targets = target_maker(catalog, config, data.train)
     spec = config.sampler_spec
+    lengths = _eval_lengths(reader, data.train, list(data.encoders)) if config.batching == "bucketed" else None
+    storage = _storage_order(reader, data) if config.read_order == "blocked" else None
     sampler = PlanSampler(lambda epoch: plan_epoch(
         data.train, samples_per_epoch=config.samples_per_epoch, batch_size=per_rank_batch(config.batch_size, dist.world),
         seed=config.seed, epoch=epoch, augment=config.augment, rank=dist.rank, world=dist.world, sampler=spec,
+        batching=config.batching, read_order=config.read_order,
+        lengths=None if lengths is None else np.asarray(lengths), storage=storage,
     ))
+    workers = loader_workers(config, device, dist.world)
     train_loader = make_loader(StoreBatches(reader, data.encoders, data.train, getattr(torch, FRAMES_DTYPE), targets),
-                               sampler,
-                               num_workers=config.num_workers, prefetch=config.prefetch,
+                               sampler, num_workers=workers, prefetch=config.prefetch,
                                pin_memory=device == "cuda", persistent=True, generator=_generator(config.seed))
-    feeds = Feeds(config, data, reader, device, sampler, targets, train_loader, None)
+    feeds = Feeds(config, data, reader, device, sampler, targets, workers, train_loader, None)
     if dist.is_main:
         feeds.dev_loader = feeds.eval_loader(data.dev, persistent=True)
     return feeds
@@ -257,5 +282,7 @@ def build_trainee(config: TrainConfig, feeds: Feeds, device: str, dist: DistInfo
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = warmup_cosine(optimizer, steps_per_epoch=epoch_steps(config, data.train, dist.world),
                               epochs=config.epochs, warmup_epochs=config.warmup_epochs, min_lr=config.min_lr)
-    context, scaler = autocast(device, training=True)
+    context, scaler = autocast(device, training=True, precision=config.precision)
+    if config.compile:
+        model = torch.compile(model)
     return Trainee(module, model, copy.deepcopy(loss_cpu).to(device), loss_cpu, optimizer, scheduler, context, scaler)
