@@ -25,16 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 from .. import launch as process
 from ..errors import InvalidOption, SertoolError
-from ..metrics import METRIC_NAMES, best
 from ..store.layout import StoreLayout
 from ..tracking.names import (
-    JOB_ID_TAG, LAUNCHER_TAG, ORPHANED_TAG, PRUNED_TAG, RECIPE_DIR, RECIPE_TAG, SWEEP_DIR_TAG, SWEEP_KEY_TAG, SWEEP_MODE_TAG, SWEEP_SUMMARY,
+    HOST_TAG, LAUNCHER_TAG, PID_START_TAG, PID_TAG, RECIPE_DIR, RECIPE_TAG, SWEEP_DIR_TAG, SWEEP_KEY_TAG,
+    SWEEP_MODE_TAG, SWEEP_SUMMARY,
 )
 from .child import URI_ENV, ChildJob, secret_uri
 from .config import TrainConfig
 from .cluster import check_cluster
 from .launchers import LaunchOptions, make_launcher, plan_slots
 from .recipes import Recipe, resolve_config
+from .sweep_runs import children_by_key, find_parent, reap_slurm, run_row, stopped_before
 from .sweep_view import SweepView
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def run_sweep(
     check_cluster(launch, tracker.uri, tracker.shown_uri)
     mode = "optuna" if search is not None else "grid"
     tracker.reap_orphans(experiment)  # a killed sweep's runs are FAILED now, its live ones still RUNNING
-    parent_info = _parent(tracker, resume, experiment, recipe, mode) if resume else None
+    parent_info = find_parent(tracker, resume, experiment, recipe, mode) if resume else None
     if search is not None:
         from .sweep_search import prepare_search
 
@@ -144,13 +145,16 @@ def run_sweep(
         planned = [Planned(values, config) for values, config in zip(recipe.children, configs, strict=True)]
         base = configs[0]
     slots = plan_slots(launch, overrides.get("device") or base.device)
-    existing = _children(tracker, parent_info.run_id) if parent_info else {}
-    existing.update(_reap_slurm(tracker, existing))
+    existing = children_by_key(tracker, parent_info.run_id) if parent_info else {}
+    existing.update(reap_slurm(tracker, existing))
     busy = [r for r in existing.values() if r.status == "RUNNING" and process.alive(
-        r.tags.get("sertool.host", ""), r.tags.get("sertool.pid", "0"), r.tags.get("sertool.pid_start", ""))]
+        r.tags.get(HOST_TAG, ""), r.tags.get(PID_TAG, "0"), r.tags.get(PID_START_TAG, ""))]
     if busy:
         raise SertoolError(f"sweep {parent_info.name} is still running here: child run {busy[0].name} "
-                           f"({busy[0].run_id[:8]}, pid {busy[0].tags.get('sertool.pid')}); stop it first")
+                           f"({busy[0].run_id[:8]}, pid {busy[0].tags.get(PID_TAG)}); stop it first")
+    if parent_info is None and console is not None and (stopped := stopped_before(tracker, experiment, recipe)):
+        console.print(f"note: sweep {stopped.name} ({stopped.run_id[:8]}) stopped before its end ({stopped.status}); "
+                      f"`--resume {stopped.run_id[:8]}` goes on with it instead of starting again", highlight=False)
     if made := ensure_scheme(recipe, layout.catalog):
         if console is not None:
             console.print(f"made split scheme {made!r} as the recipe's [scheme] says", highlight=False)
@@ -266,7 +270,7 @@ def _run_grid(ctx: Context, planned: list[Planned]) -> None:
             ctx.view.set(p.key, state=DONE, run_id=run.run_id)
         elif run is not None and run.status == "RUNNING":  # on another host: we cannot know; leave it be
             ctx.view.set(p.key, state="elsewhere", run_id=run.run_id)
-            ctx.result.notes.append(f"{p.label}: run {run.run_id[:8]} is RUNNING on {run.tags.get('sertool.host')}")
+            ctx.result.notes.append(f"{p.label}: run {run.run_id[:8]} is RUNNING on {run.tags.get(HOST_TAG)}")
         else:
             queue.append(ctx.job(p.key, p.label, p.config, resume_run_id=run.run_id if run else None))
     if ctx.existing:
@@ -313,7 +317,7 @@ def _stop(ctx: Context) -> None:
 
 
 def _grid_rows(ctx: Context, planned: list[Planned]) -> list[dict[str, Any]]:
-    children = _children(ctx.tracker, str(ctx.parent.run_id))
+    children = children_by_key(ctx.tracker, str(ctx.parent.run_id))
     rows = []
     for p in planned:
         run = children.get(p.key)
@@ -326,56 +330,6 @@ def _grid_rows(ctx: Context, planned: list[Planned]) -> list[dict[str, Any]]:
         for row, p in zip(rows, planned, strict=True):
             row["error"] = ctx.errors.get(p.key)
     return rows
-
-
-def run_row(run: "RunInfo | None") -> dict[str, Any]:
-    """A child's status, run id, selected epoch and best dev figures (blank before it ran)."""
-    if run is None:
-        return {"status": "not run", "run_id": None, "best_epoch": None, **{best(m): None for m in METRIC_NAMES}}
-    status = "PRUNED" if run.tags.get(PRUNED_TAG) else run.status
-    epoch = run.metrics.get("best_epoch")
-    return {"status": status, "run_id": run.run_id, "best_epoch": int(epoch) if epoch is not None else None,
-            **{best(m): run.metrics.get(best(m)) for m in METRIC_NAMES}}
-
-
-def _children(tracker: "Tracker", parent_run_id: str) -> dict[str, "RunInfo"]:
-    """The parent's children by key; where a key has several runs (a sweep from before keys), the
-    FINISHED one, else the latest."""
-    out: dict[str, "RunInfo"] = {}
-    for run in sorted(tracker.find_runs(kind="train", parent_run_id=parent_run_id, max_results=50_000),
-                      key=lambda r: (r.status == "FINISHED", r.start_time or 0)):
-        if key := run.tags.get(SWEEP_KEY_TAG):
-            out[key] = run
-    return out
-
-
-def _reap_slurm(tracker: "Tracker", children: dict[str, "RunInfo"]) -> dict[str, "RunInfo"]:
-    """Children left RUNNING by Slurm jobs that are gone (a killed job, a lost node): marked FAILED, so
-    the resumed sweep goes on with them."""
-    from .cluster import slurm_job_gone
-
-    out = {}
-    for key, run in children.items():
-        job = run.tags.get(JOB_ID_TAG)
-        if run.status == "RUNNING" and run.tags.get(LAUNCHER_TAG) == "slurm" and job and slurm_job_gone(job):
-            tracker.end_run(run.run_id, "FAILED", {ORPHANED_TAG: f"Slurm job {job} is gone"})
-            out[key] = tracker.get_run(run.run_id)
-    return out
-
-
-def _parent(tracker: "Tracker", ref: str, experiment: str | None, recipe: Recipe, mode: str) -> "RunInfo":
-    info = tracker.resolve_run(ref, experiment)
-    if info.kind != "sweep":
-        raise InvalidOption("resume", f"run {info.name} ({info.run_id[:8]}) is a {info.kind} run, not a sweep")
-    was = info.tags.get(SWEEP_MODE_TAG, "grid")
-    if was != mode:
-        raise InvalidOption("resume", f"sweep {info.name} ({info.run_id[:8]}) was a "
-                            f"{'search' if was == 'optuna' else 'grid'}" + (": add --search optuna" if was == "optuna"
-                                                                            else ": drop --search"))
-    if recipe.sweep_name and info.name != recipe.sweep_name:
-        raise InvalidOption("resume", f"run {info.run_id[:8]} is sweep {info.name!r}, not this recipe's "
-                            f"{recipe.sweep_name!r}")
-    return info
 
 
 def _short(v: Any) -> str:

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidOption, SertoolError
 from ..metrics import METRIC_NAMES, best
 from ..tracking.names import (
-    BEST_PARAM_PREFIX, BEST_RUN_TAG, BEST_TRIAL_TAG, OBJECTIVE_TAG, PRUNED_TAG, SEARCH_TRIALS, STUDY_STORAGE_TAG,
+    BEST_PARAM_PREFIX, BEST_RUN_TAG, BEST_TRIAL_TAG, HOST_TAG, OBJECTIVE_TAG, PRUNED_TAG, SEARCH_TRIALS, STUDY_STORAGE_TAG,
     STUDY_TAG, TRIAL_TAG,
 )
 from .recipes import resolve_config
 from .search import RUN_ID, Asked, Search, default_storage, select_for
-from .sweep import _children, _short, run_row
+from .sweep import _short
+from .sweep_runs import children_by_key, run_row
 
 if TYPE_CHECKING:
     from ..tracking.records import RunInfo
@@ -136,7 +137,7 @@ def _settle_stale(ctx: "Context", search: Search) -> int:
         run = by_trial.get(number)
         if run is not None and run.status == "RUNNING":
             elsewhere += 1
-            ctx.result.notes.append(f"trial {number}: run {run.run_id[:8]} is RUNNING on {run.tags.get('sertool.host')}")
+            ctx.result.notes.append(f"trial {number}: run {run.run_id[:8]} is RUNNING on {run.tags.get(HOST_TAG)}")
         elif run is not None and (run.status == "FINISHED" or run.tags.get(PRUNED_TAG)):
             _reuse(ctx, search, Asked(number, -1, {}), f"trial {number}", run, quiet=True)
         else:
@@ -165,7 +166,7 @@ def _reuse(ctx: "Context", search: Search, asked: Asked, label: str, run: "RunIn
 
 def _finish(ctx: "Context", search: Search, objective: str) -> None:
     """The trials table on the parent, and its best trial: printed by the CLI, logged as tags and metrics."""
-    children = _children(ctx.tracker, str(ctx.parent.run_id))
+    children = children_by_key(ctx.tracker, str(ctx.parent.run_id))
     by_run = {r.run_id: r for r in children.values()}
     by_trial = {int(r.tags[TRIAL_TAG]): r for r in children.values() if r.tags.get(TRIAL_TAG)}
     table = search.table()

@@ -16,23 +16,23 @@ GRID = ('proj_dim = 16\nlstm_hidden = 16\nepochs = 2\nwarmup_epochs = 1\nsamples
         'lr = 3e-3\nnum_workers = 0\ndevice = "cpu"\n\n[sweep]\nname = "two"\ngrid = { alpha = [0.25, 1.0] }\n')
 
 
-def _cli(frame_store, uri: str, recipe: Path, *args: str):
+def _cli(sweep_store, uri: str, recipe: Path, *args: str):
     from typer.testing import CliRunner
 
     from sertool.cli import app
 
-    return CliRunner().invoke(app, ["--store", str(frame_store.root), "--tracking-uri", uri, "sweep", str(recipe),
+    return CliRunner().invoke(app, ["--store", str(sweep_store.root), "--tracking-uri", uri, "sweep", str(recipe),
                                     *args])
 
 
 @pytest.mark.slow  # two submitit jobs, each a fresh interpreter importing torch and mlflow
-def test_submitit_local_runs_each_child_as_its_own_process_under_the_parent(frame_store, tmp_path, monkeypatch):
+def test_submitit_local_runs_each_child_as_its_own_process_under_the_parent(sweep_store, tmp_path, monkeypatch):
     from sertool.tracking.tracker import Tracker
 
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     (recipe := tmp_path / "two.toml").write_text(GRID)
-    res = _cli(frame_store, uri, recipe, "-e", "submitit", "--launcher", "local", "--parallel", "2", "--time", "30")
+    res = _cli(sweep_store, uri, recipe, "-e", "submitit", "--launcher", "local", "--parallel", "2", "--time", "30")
     assert res.exit_code == 0, res.output
     tracker = Tracker(uri, experiment="submitit")
     (parent,) = tracker.find_runs(kind="sweep")
@@ -47,11 +47,11 @@ def test_submitit_local_runs_each_child_as_its_own_process_under_the_parent(fram
     assert parent.tags[LAUNCHER_TAG] == "local" and parent.status == "FINISHED"
 
 
-def test_slurm_refuses_a_sqlite_tracking_store_before_submitting(frame_store, tmp_path, monkeypatch):
+def test_slurm_refuses_a_sqlite_tracking_store_before_submitting(sweep_store, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     (recipe := tmp_path / "two.toml").write_text(GRID)
-    res = _cli(frame_store, uri, recipe, "--launcher", "slurm", "--partition", "gpu", "--gpus-per-task", "1")
+    res = _cli(sweep_store, uri, recipe, "--launcher", "slurm", "--partition", "gpu", "--gpus-per-task", "1")
     assert res.exit_code == 2, res.output
     assert res.output.startswith("error: --launcher slurm: the tracking URI sqlite:///") and res.output.count("\n") == 1
     assert "a file on this machine" in res.output and "track to a server" in res.output
@@ -74,7 +74,7 @@ def test_slurm_jobs_ask_for_what_the_flags_say():
         parse_options(["mem"])
 
 
-def test_launch_options_are_refused_in_one_line_before_anything_starts(frame_store, tmp_path, monkeypatch):
+def test_launch_options_are_refused_in_one_line_before_anything_starts(sweep_store, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     (recipe := tmp_path / "two.toml").write_text(GRID)
@@ -87,7 +87,7 @@ def test_launch_options_are_refused_in_one_line_before_anything_starts(frame_sto
         (["--launcher", "local", "--time", "soon"], "error: --time: 'soon': use MINUTES, H:MM:SS or D-HH:MM:SS"),
         (["--resume", "nosuchsweep"], "error: no tracking store at sqlite:///"),
     ):
-        res = _cli(frame_store, uri, recipe, *args)
+        res = _cli(sweep_store, uri, recipe, *args)
         assert res.exit_code == 2 and res.output.startswith(line) and res.output.count("\n") == 1, (args, res.output)
     assert not (tmp_path / "experiments").exists()
 

@@ -50,3 +50,8 @@ def test_a_failed_child_is_recorded_and_reported_and_the_others_go_on(frame_stor
     assert parent.status == "FAILED"
     summary = tracker.load_table(parent.run_id, "sweep_summary.csv")
     assert list(summary.status) == ["FAILED (no run)", "FINISHED"] and "nosuch" in summary.error[0]
+
+    again = CliRunner().invoke(app, ["--store", str(frame_store.root), "--tracking-uri", uri, "sweep", str(recipe),
+                                     "-e", "fails"])  # the same sweep again, without --resume
+    assert f"note: sweep one-fails ({parent.run_id[:8]}) stopped before its end (FAILED)" in again.output
+    assert f"--resume {parent.run_id[:8]}" in again.output

@@ -17,7 +17,7 @@ from sertool.train.recipes import load_recipe
 
 SEARCH = '''proj_dim = 16
 lstm_hidden = 16
-epochs = 4
+epochs = 3
 warmup_epochs = 1
 samples_per_epoch = 128
 batch_size = 32
