@@ -115,6 +115,24 @@ class RunKind(str, Enum):
     ensemble = "ensemble"
 
 
+class Launcher(str, Enum):
+    pool = "pool"
+    local = "local"
+    slurm = "slurm"
+
+
+class SearchKind(str, Enum):
+    optuna = "optuna"
+
+
+class Objective(str, Enum):
+    ccc_mean = "ccc_mean"
+    f1_macro = "f1_macro"
+    ccc_arousal = "ccc_arousal"
+    ccc_valence = "ccc_valence"
+    ccc_dominance = "ccc_dominance"
+
+
 class SplitBy(str, Enum):
     speaker = "speaker"
     clip = "clip"

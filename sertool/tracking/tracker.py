@@ -235,6 +235,14 @@ class Tracker:
             self.client.set_experiment_tag(exp_id, key, value)
         return exp_id
 
+    def end_run(self, run_id: str, status: str, tags: Mapping[str, Any] | None = None) -> None:
+        """Mark a run whose own process can no longer do it (a sweep's child it had to kill) as `status`."""
+        with _reaching(self.client):
+            for key, value in (tags or {}).items():
+                if value is not None:
+                    self.client.set_tag(run_id, clean_key(key), stringify(value, MAX_TAG_VAL_LENGTH))
+            self.client.set_terminated(run_id, status)
+
     def metric_steps(self, run_id: str, key: str) -> set[int]:
         """The steps at which a run logged metric `key` (a resumed run skips logging them again)."""
         with _reaching(self.client):
