@@ -250,9 +250,22 @@ class RunLogger:
             )
             for d in datasets
         ]
-        if inputs:
-            with _reaching(self._client):
-                self._client.log_inputs(self._run_id, datasets=inputs)
+        if not inputs:
+            return
+        from mlflow.exceptions import MlflowException
+
+        for attempt in range(5):
+            try:
+                with _reaching(self._client):
+                    self._client.log_inputs(self._run_id, datasets=inputs)
+                return
+            except MlflowException as e:
+                # Sibling runs (a parallel sweep's children) log the same dataset at once: MLflow's SQL
+                # store looks it up, then inserts it, so one of them meets the other's row. Asked again,
+                # it finds the row and only links it to this run.
+                if "UNIQUE constraint" not in str(e) and "duplicate key" not in str(e) or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def log_predictions(self, split: str, df: "pd.DataFrame") -> None:
         """A split's predictions as `predictions/<split>.csv` (one row per clip, `clip_id` first)."""
