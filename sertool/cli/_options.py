@@ -115,6 +115,14 @@ class RunKind(str, Enum):
     ensemble = "ensemble"
 
 
+class TextChoice(str, Enum):
+    """Which transcript text encoders read (`store.transcripts.TEXT_CHOICES`)."""
+
+    preferred = "preferred"
+    corpus = "corpus"
+    asr = "asr"
+
+
 class SplitBy(str, Enum):
     speaker = "speaker"
     clip = "clip"

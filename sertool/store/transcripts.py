@@ -184,3 +184,19 @@ def untracked_text_rows(cat: Catalog, encoders: Sequence[str]) -> int:
         return 0
     return int(cat.scalar("SELECT count(*) FROM embeddings WHERE text_sha256 IS NULL "
                           "AND encoder IN (SELECT unnest(?::VARCHAR[]))", [list(encoders)]) or 0)
+
+
+def refresh_text(cat: Catalog, units: Sequence[tuple[str, str]]) -> tuple[list, list]:
+    """Delete the rows of `units` (text encoder, variant) whose text has changed, in one transaction, so
+    the run embeds them again; returns (deleted rows, stale rows of other units, left for their own run).
+    Their frames stay in the array, unreferenced, until `store compact` (as `provenance.refresh_audio`)."""
+    from .provenance import forget_rows
+
+    wanted = set(units)
+    remade, left = [], []
+    with cat.transaction():
+        for row in stale_text_rows(cat):
+            (remade if (row[1], row[2]) in wanted else left).append(row)
+        forget_rows(cat, remade)
+    return remade, left
+
