@@ -182,7 +182,7 @@ class StoredEncoder:
     layer: int | None
     dim: int
     frame_rate: float | None
-    """None for text encoders (one frame per token): they store the `clean` variant only."""
+    """None for text encoders (one frame per token): their variants are text choices (`store.transcripts`)."""
     fingerprint: str
 
     @property
