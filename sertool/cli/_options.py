@@ -113,6 +113,7 @@ class RunKind(str, Enum):
     train = "train"
     sweep = "sweep"
     ensemble = "ensemble"
+    asr = "asr"
 
 
 class TextChoice(str, Enum):
@@ -121,6 +122,24 @@ class TextChoice(str, Enum):
     preferred = "preferred"
     corpus = "corpus"
     asr = "asr"
+
+
+class Launcher(str, Enum):
+    pool = "pool"
+    local = "local"
+    slurm = "slurm"
+
+
+class SearchKind(str, Enum):
+    optuna = "optuna"
+
+
+class Objective(str, Enum):
+    ccc_mean = "ccc_mean"
+    f1_macro = "f1_macro"
+    ccc_arousal = "ccc_arousal"
+    ccc_valence = "ccc_valence"
+    ccc_dominance = "ccc_dominance"
 
 
 class SplitBy(str, Enum):

@@ -210,15 +210,34 @@ def verify(
 @group.command("drop")
 def drop(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="ENCODER (every variant) or ENCODER/VARIANT, e.g. wavlm/noise.")],
+    target: Annotated[Optional[str], typer.Argument(
+        help="ENCODER (every variant) or ENCODER/VARIANT, e.g. wavlm/noise.", show_default=False)] = None,
+    view: Annotated[Optional[str], typer.Option("--view", help="Drop this packed view instead (`store pack`).",
+                                                show_default=False)] = None,
 ) -> None:
-    """Remove an encoder configuration or one variant: catalog rows in one transaction, then its arrays."""
+    """Remove an encoder configuration or one variant (catalog rows in one transaction, then its arrays),
+    or a packed view."""
+    from ..errors import InvalidOption
     from ..store.maintenance import drop as drop_
 
+    if (target is None) == (view is None):
+        raise InvalidOption("view", "name ENCODER[/VARIANT] or --view NAME (one of them)")
+    if view is not None:
+        from ..store.catalog import Catalog
+        from ..store.views import remove_view
+
+        layout = state(ctx).layout
+        with Catalog(layout.catalog) as cat:
+            freed = remove_view(cat, layout, view)
+        out.print(f"dropped view {view!r}: {_size(freed)} freed", highlight=False)
+        return
     r = drop_(state(ctx).layout, target)
     what = f"{r.encoder}/{r.variants[0]}" if "/" in target else f"{r.encoder} ({', '.join(r.variants) or 'no arrays'})"
     out.print(f"dropped {what}: {r.rows:,} row(s), {_size(r.bytes_freed)} freed"
               + ("; the encoder is gone from the store" if r.encoder_removed else ""), highlight=False)
+    for name in r.stale_views:
+        err.print(f"note: view {name!r} holds frames of {what}: training refuses it until `sertool store pack "
+                  f"{name} --replace` or `sertool store drop --view {name}`", highlight=False, soft_wrap=True)
 
 
 @group.command("compact")

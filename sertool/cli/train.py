@@ -17,9 +17,10 @@ import typer
 from ..train.config import stage_defaults_text as _d
 from ._common import err, out, state
 from ._options import (
-    AttributeTargets, Batching, ClipUse, Device, ExperimentOpt, OutputFormat, OVotes, Pooling, Precision, ReadOrder,
-    Select, SoftLoss, Stage, TargetKind,
+    AttributeTargets, Batching, ClipUse, Device, ExperimentOpt, Objective, OutputFormat, OVotes, Pooling, Precision,
+    ReadOrder, SearchKind, Select, SoftLoss, Stage, TargetKind,
 )
+from ._options import Launcher as LauncherKind
 
 if TYPE_CHECKING:
     from ..train.loop import TrainResult
@@ -121,44 +122,116 @@ def train(
         _print_result(result, tracker)
 
 
+_LAUNCH = "Launch"
+_SLURM = "Slurm (--launcher slurm)"
+_SEARCH = "Search (--search optuna)"
+
+
 def sweep(
     ctx: typer.Context,
-    recipe: Annotated[Path, typer.Argument(help="TOML recipe with a \\[sweep] table.", show_default=False)],
+    recipe: Annotated[Path, typer.Argument(help="TOML recipe with a \\[sweep] table (a grid), or a \\[search] table "
+                                           "(ranges for --search optuna).", show_default=False)],
     epochs: Annotated[Optional[int], _opt("--epochs", help="Override the recipe's epochs for every child.", panel=_RUN)] = None,
     samples_per_epoch: Annotated[Optional[int], _opt("--samples-per-epoch", help="Override for every child.", panel=_RUN)] = None,
     experiment: ExperimentOpt = None,
     device: Annotated[Optional[Device], _opt("--device", help="cpu or cuda (AMP).", panel=_RUN)] = None,
     num_workers: Annotated[Optional[int], _opt("--num-workers", help="Data loader worker processes.", panel=_RUN)] = None,
     set_: Annotated[Optional[list[str]], _opt("--set", help="Override any config field for every child, KEY=VALUE (repeatable).", panel=_RUN)] = None,
-    dry_run: Annotated[bool, _opt("--dry-run", help="Print every child's resolved config and train nothing.", panel=_RUN)] = False,
+    resume: Annotated[Optional[str], _opt("--resume", help="Go on with this sweep (parent run id, id prefix or name): finished children are skipped, failed or killed ones go on in their own runs, none is trained twice.", panel=_RUN)] = None,
+    dry_run: Annotated[bool, _opt("--dry-run", help="Print every child's resolved config (a search: its ranges) and train nothing.", panel=_RUN)] = False,
     fmt: Annotated[OutputFormat, _opt("--format", help="--dry-run output: a table or a JSON list.", panel=_RUN)] = OutputFormat.table,
+    parallel: Annotated[Optional[int], _opt("--parallel", help="Run up to N children at once, each in its own process pinned to a device slot, with a live table. (default: one at a time, in this process)", panel=_LAUNCH)] = None,
+    devices: Annotated[Optional[str], _opt("--devices", help="Devices the parallel children are pinned to: cpu, cuda (every GPU) or cuda:0,cuda:1,... (default: the children's --device, else every GPU)", panel=_LAUNCH)] = None,
+    per_device: Annotated[Optional[int], _opt("--per-device", help="Children sharing one device at a time. (default: 1 per GPU; any number on cpu)", panel=_LAUNCH)] = None,
+    launcher: Annotated[Optional[LauncherKind], _opt("--launcher", help="pool: processes on this machine; local: submitit's local executor; slurm: submitit jobs on a Slurm cluster (needs a tracking server and a store on a shared filesystem). (default: pool)", panel=_LAUNCH)] = None,
+    partition: Annotated[Optional[str], _opt("--partition", help="Slurm partition.", panel=_SLURM)] = None,
+    gpus_per_task: Annotated[Optional[int], _opt("--gpus-per-task", help="GPUs per child job.", panel=_SLURM)] = None,
+    time: Annotated[Optional[str], _opt("--time", help="Each job's time limit: MINUTES, H:MM:SS or D-HH:MM:SS (also --launcher local). (default: 24 hours)", panel=_SLURM)] = None,
+    slurm_option: Annotated[Optional[list[str]], _opt("--slurm-option", help="Any other sbatch option, KEY=VALUE (repeatable), e.g. --slurm-option mem=64G.", panel=_SLURM)] = None,
+    search: Annotated[Optional[SearchKind], _opt("--search", help="Search the recipe's \\[search] ranges with an Optuna study (TPE sampler, median pruning) instead of running a grid.", panel=_SEARCH)] = None,
+    trials: Annotated[Optional[int], _opt("--trials", help="Trials of the search (a resumed search runs up to this many in all).", panel=_SEARCH)] = None,
+    objective: Annotated[Optional[Objective], _opt("--objective", help="Dev figure the search maximises; each trial keeps its checkpoint by it. (default: the recipe's, else ccc_mean; f1_macro for task1)", panel=_SEARCH)] = None,
+    study_storage: Annotated[Optional[str], _opt("--study-storage", help="Optuna storage: a database URL or a journal file. (default: optuna.journal beside the tracking store)", panel=_SEARCH)] = None,
 ) -> None:
-    """Run a recipe's grid as child runs of one parent run, then print a summary table."""
-    given = _given(locals(), skip=("dry_run", "fmt"))  # first: only the parameters are local yet
-    from rich import box
-    from rich.table import Table
-
+    """Run a recipe's grid, or search its ranges, as child runs of one parent run; then print a summary table."""
+    given = _given(locals(), skip=("dry_run", "fmt", "resume", "parallel", "devices", "per_device", "launcher", "partition",
+                                   "gpus_per_task", "time", "slurm_option", "search", "trials", "objective",
+                                   "study_storage"))  # first: only the parameters are local yet
+    from ..train.cluster import SlurmOptions, parse_options
+    from ..train.launchers import LaunchOptions
     from ..train.recipes import load_recipe, parse_set
     from ..train.sweep import plan_sweep, run_sweep
+    from ..train.sweep_search import SearchOptions
 
     overrides = {**parse_set(set_), **given}
     rec = load_recipe(recipe)
+    slurm = SlurmOptions(partition, gpus_per_task, time, parse_options(slurm_option))
+    launch = LaunchOptions(launcher.value if launcher else "pool", parallel, devices, per_device, slurm)
+    searching = SearchOptions(objective.value if objective else None, trials, study_storage) if search else None
+    if search is None and (trials or objective or study_storage):
+        from ..errors import InvalidOption
+
+        raise InvalidOption("trials" if trials else "objective" if objective else "study_storage", "only with --search optuna")
     if dry_run:  # nothing is looked up: `init_from` stays as written (e.g. best:f1), the scheme unmade
-        _print_plan(rec, plan_sweep(rec, overrides), fmt)
+        if searching is not None:
+            _print_space(rec)
+        else:
+            _print_plan(rec, plan_sweep(rec, overrides), fmt)
         return
     st = state(ctx)
     tracker = st.tracker(overrides.get("experiment") or rec.base.get("experiment"))
-    result = run_sweep(rec, st.layout, tracker, overrides=overrides, console=err)
+    result = run_sweep(rec, st.layout, tracker, overrides=overrides, console=err, launch=launch, search=searching,
+                       resume=resume)
     if result.parent_run_id is None:
         return
+    _print_sweep(result, recipe)
+
+
+def _print_sweep(result: Any, recipe: Path) -> None:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
     df = result.summary()
     table = Table(title=f"sweep {recipe.stem}  (parent run {result.parent_run_id})", title_justify="left",
                   box=box.SIMPLE_HEAD)
     for col in df.columns:
         table.add_column(col.replace("best_dev_", ""), justify="right" if df[col].dtype.kind in "fi" else "left")
     for row in df.itertuples(index=False):
-        table.add_row(*[_fmt(v) for v in row])
+        table.add_row(*[escape(_fmt(v)) for v in row])
     out.print(table)
+    for note in result.notes:
+        err.print(f"note: {escape(note)}", highlight=False)
+    if result.best is not None:
+        b = result.best
+        values = ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items())
+        out.print(f"best: trial {b['trial']} (run {b['run_id']}): {b['objective']} {b['value']:.4f}; {values}",
+                  highlight=False)
+    if result.failed:
+        for label, why in result.failed:
+            err.print(f"[bold red]failed:[/] {escape(label)}: {escape(why)}", highlight=False)
+        err.print(f"{len(result.failed)} child run(s) did not finish; `sertool sweep {escape(str(recipe))} --resume "
+                  f"{result.parent_run_id[:8]}` goes on with them", highlight=False)
+        raise typer.Exit(1)
+
+
+def _print_space(rec: Any) -> None:
+    if rec.search is None:
+        from ..errors import InvalidOption
+
+        raise InvalidOption("search", f"{rec.path} has no [search] table to search")
+    from rich.markup import escape
+    from rich.table import Table
+
+    spec = rec.search
+    table = Table(title=f"{rec.sweep_name}: search (dry run)", title_justify="left")
+    table.add_column("option")
+    table.add_column("values")
+    for p in spec.params:
+        table.add_row(p.name, escape(p.describe().split(" in ", 1)[1]))
+    out.print(table)
+    out.print(f"TPE sampler seed {spec.seed}; pruner {spec.pruner} (after {spec.startup_trials} finished trials, "
+              f"after epoch {spec.prune_warmup} at the earliest)", highlight=False)
 
 
 def _print_plan(rec: Any, configs: list, fmt: OutputFormat) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..errors import NotFound, SertoolError, StoreInUse
 from .locking import ReaderFlag, ReadersWatch, WriterLock, as_unwritable, is_lock_conflict
-from .schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION  # noqa: F401  (the tables, in their own module)
+from .schema import migrate
 
 # The corpus's own splits form this scheme; `splits` holds only derived schemes.
 CORPUS_SCHEME = "corpus"
@@ -161,7 +161,7 @@ class Catalog:
                 pause = min(pause * 2, 0.02)
         if not self._schema_done:
             try:
-                _migrate(con)
+                migrate(con)
             except duckdb.Error as e:
                 con.close()
                 raise as_unwritable(e, self.path) or e from None
@@ -266,21 +266,3 @@ class Catalog:
         never migrate) asks before it reads a column added since (`MIGRATIONS`)."""
         return {r[0] for r in self.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table])}
-
-
-def _migrate(con: Any) -> None:
-    """Create what is missing and bring an older catalog up to `SCHEMA_VERSION`, in one transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(SCHEMA)
-        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = int(row[0]) if row else SCHEMA_VERSION
-        for v in sorted(MIGRATIONS):
-            if version < v:
-                con.execute(MIGRATIONS[v])
-        if row is None or version < SCHEMA_VERSION:
-            con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise

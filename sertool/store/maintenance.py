@@ -71,6 +71,8 @@ class DropReport:
     rows: int
     bytes_freed: int
     encoder_removed: bool
+    stale_views: list[str] = field(default_factory=list)
+    """Packed views holding frames of what was dropped: refused by training until packed again or dropped."""
 
 
 def drop(layout: StoreLayout, target: str) -> DropReport:
@@ -108,7 +110,9 @@ def drop(layout: StoreLayout, target: str) -> DropReport:
         target_dir = enc_dir if last and not (variant and set(on_disk) - {variant}) else enc_dir / variant
         freed = disk_bytes(target_dir)
         _remove_tree(target_dir, layout.embeddings)
-    return DropReport(encoder, variants, int(rows or 0), freed, bool(last))
+        views = [name for name, encs, vars_ in cat.execute("SELECT name, encoders, variants FROM views ORDER BY 1")
+                 if encoder in encs.split(",") and (not variant or variant in vars_.split(","))]
+    return DropReport(encoder, variants, int(rows or 0), freed, bool(last), views)
 
 
 # -- compact --------------------------------------------------------------------------------------------

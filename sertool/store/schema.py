@@ -1,10 +1,12 @@
-"""The catalog's tables (store/README.md documents every column) and how an older catalog comes up to them.
+"""The catalog's tables, and how an older catalog is brought up to them.
 
-The table and column names are a public interface: users query them with `sertool store query` and with
-DuckDB itself. `catalog.Catalog` creates what is missing and runs `MIGRATIONS` on the first writer's open.
+The table and column names are a public interface (store/README.md documents every column); changes
+are additive only (`MIGRATIONS`), so a catalog made by an older sertool keeps working.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 SCHEMA_VERSION = 3
 """2: audio provenance and frame checksums (`clips.size_bytes`/`mtime_ns`, `embeddings.checksum`/
@@ -149,3 +151,21 @@ MIGRATIONS: dict[int, str] = {
 columns at the end, new tables), so a catalog made by an older sertool keeps every row as it was and
 its readers keep working; rows made before a column existed hold NULL there (`store verify` reports
 frames without a checksum as such, not as damage). Run by the first writer that opens the catalog."""
+
+
+def migrate(con: Any) -> None:
+    """Create what is missing and bring an older catalog up to `SCHEMA_VERSION`, in one transaction."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(SCHEMA)
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else SCHEMA_VERSION
+        for v in sorted(MIGRATIONS):
+            if version < v:
+                con.execute(MIGRATIONS[v])
+        if row is None or version < SCHEMA_VERSION:
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

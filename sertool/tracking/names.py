@@ -13,7 +13,8 @@ Artifact layout of a training run::
     config.json                    the full resolved run config (also flattened into params)
 
 An ensemble run adds `ensemble.json` (its members; a stacked one's meta-models as plain numbers) and
-`submission/<file>.csv`; a sweep's parent run holds `recipe/<file>.toml` and `sweep_summary.csv`.
+`submission/<file>.csv`; a sweep's parent run holds `recipe/<file>.toml` and `sweep_summary.csv` (a search's also
+`search_trials.csv`, one row per Optuna trial).
 
 Besides its artifacts a training run outputs its checkpoint as an MLflow 3 logged model (named
 `<run>-checkpoint`; `sertool.checkpoint_model` holds its id) and logs its `training` and `evaluation`
@@ -49,9 +50,35 @@ PID_START_TAG = "sertool.pid_start"
 ORPHANED_TAG = "sertool.orphaned"
 WARNING_SCHEDULE_TAG = "sertool.warning.schedule"
 WARNING_CONSTANT_TAG = "sertool.warning.constant"
+"""A run that learnt (almost) nothing says so (`train.diagnostics`)."""
 REFIT_TAG = "sertool.refit"
 """On a refit run (`--refit train+dev N`): what it trained on. Such a run has no dev figures."""
-"""A run that learnt (almost) nothing says so (`train.diagnostics`)."""
+# Sweeps (`train.sweep`): a child is known by the digest of its resolved config, so that a resumed
+# sweep finds it again and never trains it twice.
+SWEEP_KEY_TAG = "sertool.sweep.key"
+"""On a sweep's child: `TrainConfig.digest()` of its resolved config."""
+SWEEP_MODE_TAG = "sertool.sweep.mode"
+"""On a sweep's parent: `grid` or `optuna` (a search)."""
+SWEEP_DIR_TAG = "sertool.sweep.dir"
+"""On a sweep's parent: the folder holding its children's job logs and status files."""
+LAUNCHER_TAG = "sertool.launcher"
+"""How a sweep ran its children: inline, pool, local (submitit's local executor) or slurm."""
+LOG_TAG = "sertool.log"
+"""On a child run started by a launcher: the path of its job's log (stdout and stderr)."""
+JOB_ID_TAG = "sertool.job_id"
+"""On a child run started through submitit: its (Slurm or local) job id."""
+TRIAL_TAG = "sertool.trial"
+"""On a search's child: the Optuna trial number it trained."""
+PRUNED_TAG = "sertool.pruned"
+"""On a search's child stopped by the pruner: why (its status is KILLED; it has no checkpoint)."""
+STUDY_TAG = "sertool.study"
+STUDY_STORAGE_TAG = "sertool.study.storage"
+"""On a search's parent: the Optuna study's name and storage (a journal file or database URL)."""
+OBJECTIVE_TAG = "sertool.search.objective"
+BEST_TRIAL_TAG = "sertool.search.best_trial"
+BEST_RUN_TAG = "sertool.search.best_run"
+BEST_PARAM_PREFIX = "sertool.search.best."
+"""+ option name: the best trial's value of each searched option (tags: a resumed search may change them)."""
 ENCODER_TAG_PREFIX = "sertool.encoder."  # + encoder name -> fingerprint
 DATA_DIGEST_TAG = "sertool.data_digest"
 """The digest of a run's training data (its `training` dataset input): ensembles compare it, and
@@ -84,6 +111,7 @@ ENSEMBLE_SPEC = "ensemble.json"
 SUBMISSION_DIR = "submission"
 RECIPE_DIR = "recipe"
 SWEEP_SUMMARY = "sweep_summary.csv"
+SEARCH_TRIALS = "search_trials.csv"
 
 
 def predictions_path(split: str, fmt: str = "csv") -> str:

@@ -15,11 +15,9 @@ Only rank 0 of a torchrun launch writes: `start` hands every other rank a `NullR
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import re
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -48,6 +46,7 @@ from .names import (
     predictions_path,
 )
 from .health import probe_database, probe_server
+from .identity import git_commit, identity_tags, limit_http_retries, run_user
 from .records import RunInfo
 from .uri import (
     artifact_root_for,
@@ -61,26 +60,6 @@ from .uri import (
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def _git_commit() -> str | None:
-    """The working tree's commit, so every run records the code it ran (best effort)."""
-    try:
-        res = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if res.returncode != 0:
-        return None
-    return res.stdout.strip() or None
-
-
-def _limit_http_retries() -> None:
-    """MLflow retries a dead server for minutes by default; a training job should learn sooner."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 
 # ---------------------------------------------------------------- the tracking store
@@ -109,7 +88,7 @@ class Tracker:
         self.experiment = experiment or default_experiment_name(store_root)
         self._client: MlflowClient | None = None
         if is_remote(self.uri):
-            _limit_http_retries()
+            limit_http_retries()
             check_reachable(self.uri)
             probe_server(self.uri)
         elif sqlite_path(self.uri) is None:  # a database server (postgresql://, mysql://...): open it now
@@ -173,11 +152,11 @@ class Tracker:
             exp_id = self._get_mlflow_run(parent_run_id).info.experiment_id
         else:
             exp_id = self.experiment_id(experiment, create=True)
-        all_tags: dict[str, Any] = {KIND_TAG: kind, **_identity_tags()}
-        user = _user()
+        all_tags: dict[str, Any] = {KIND_TAG: kind, **identity_tags()}
+        user = run_user()
         if user:
             all_tags["mlflow.user"] = user
-        commit = _git_commit()
+        commit = git_commit()
         if commit:
             all_tags[GIT_COMMIT_TAG] = commit
         if parent_run_id:
@@ -199,7 +178,7 @@ class Tracker:
         with _reaching(self.client):
             self.client.update_run(run_id, status="RUNNING")
         logger = RunLogger(self.client, run_id, run.info.experiment_id)
-        logger.set_tags(_identity_tags())
+        logger.set_tags(identity_tags())
         return logger
 
     def reap_orphans(self, experiment: str | None = None) -> list[RunInfo]:
@@ -234,6 +213,14 @@ class Tracker:
         for key, value in missing.items():
             self.client.set_experiment_tag(exp_id, key, value)
         return exp_id
+
+    def end_run(self, run_id: str, status: str, tags: Mapping[str, Any] | None = None) -> None:
+        """Mark a run whose own process can no longer do it (a sweep's child it had to kill) as `status`."""
+        with _reaching(self.client):
+            for key, value in (tags or {}).items():
+                if value is not None:
+                    self.client.set_tag(run_id, clean_key(key), stringify(value, MAX_TAG_VAL_LENGTH))
+            self.client.set_terminated(run_id, status)
 
     def metric_steps(self, run_id: str, key: str) -> set[int]:
         """The steps at which a run logged metric `key` (a resumed run skips logging them again)."""
@@ -378,19 +365,5 @@ class Tracker:
         return Path(got)
 
 
-def _identity_tags() -> dict[str, str]:
-    from .. import launch
-
-    who = launch.identity()
-    return {HOST_TAG: who["host"], PID_TAG: who["pid"], PID_START_TAG: who["pid_start"]}
-
-
 def _safe_dirname(name: str) -> str:
     return re.sub(r"[^\w.\-]+", "_", name).strip("._") or "default"
-
-
-def _user() -> str | None:
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return None

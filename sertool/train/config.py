@@ -34,6 +34,8 @@ AUX_WEIGHT = 0.1
 """Loss weight of an auxiliary head named without one (SAIL's gender head: 0.1)."""
 REFIT_ON = "train+dev"
 PAPER_ENCODERS = ("whisper", "wavlm", "roberta")
+OPERATIONAL = ("device", "num_workers", "prefetch", "compile", "experiment")
+"""Fields that change where or how fast a run trains, not what it learns (left out of `digest`)."""
 
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
     "pretrain": {"lr": 2e-5, "epochs": 50, "alpha": 0.5, "beta": 0.5, "class_weights": True, "o_clips": "regression"},
@@ -309,6 +311,16 @@ class TrainConfig:
         d["encoders"] = list(self.encoders)
         d["aux"] = list(self.aux)
         return d
+
+    def digest(self) -> str:
+        """16 hex digits that name what this config trains: a sweep keys its children by it, so a resumed
+        sweep recognises a child it already ran. Where and how fast it runs (`OPERATIONAL`) is left out:
+        the same child may go on on another GPU, or with more loader workers."""
+        import hashlib
+        import json
+
+        what = {k: v for k, v in self.to_dict().items() if k not in OPERATIONAL}
+        return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":

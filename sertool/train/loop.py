@@ -15,15 +15,17 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
+from ..metrics import METRIC_NAMES, best
 from ..progress import progress_bar
 from ..store.layout import StoreLayout
-from ..tracking.names import DATA_DIGEST_TAG, TRAINING, WARNING_SCHEDULE_TAG, encoder_tag
+from ..tracking.names import DATA_DIGEST_TAG, PRUNED_TAG, TRAINING, WARNING_SCHEDULE_TAG, encoder_tag
 from . import distributed
 from .artifacts import log_outcome
 from .batches import iter_timed
@@ -85,6 +87,8 @@ class TrainResult:
     """The last epoch trained when `early_stop` ended the run before its planned epochs."""
     refit: "TrainResult | None" = None
     """The run's refit on Train + Development (`refit_epochs`), a child run."""
+    pruned: str | None = None
+    """Why an `EpochHook` stopped the run (a search's pruner): it ends KILLED, without a checkpoint."""
 
     @property
     def samples_per_s(self) -> float:
@@ -93,6 +97,12 @@ class TrainResult:
     @property
     def data_wait_share(self) -> float:
         return sum(e.data_wait_s for e in self.history) / max(sum(e.seconds for e in self.history), 1e-9)
+
+
+EpochHook = Callable[[str | None, EpochStats], str | None]
+"""Called on rank 0 after every epoch (its figures logged, its resume state saved) with the run id and
+the epoch's figures; returns None to go on, or a reason to stop the run here. A sweep reports progress
+through it and a search's pruner stops hopeless trials (the loop knows neither)."""
 
 
 @dataclass
@@ -135,13 +145,16 @@ def fit(
     resume_path: Path | None = None,
     logged_epochs: frozenset[int] = frozenset(),
     console: "Console | None" = None,
+    on_epoch: EpochHook | None = None,
 ) -> TrainResult:
     """Train the session's model, logging to `run` (the caller started it).
 
     `resume`: the state of a killed run to go on from, and `logged_epochs` the epochs whose figures that
     run logged already (a kill can fall between logging an epoch and saving its state: that epoch is
     trained again, identically, but not logged twice). `resume_path`: where to save the state after
-    every epoch (rank 0). `console`: rich progress there.
+    every epoch (rank 0). `console`: rich progress there. `on_epoch`: see `EpochHook`; a run it stops
+    logs its selected epoch's figures but no checkpoint or predictions, and is marked KILLED with the
+    reason in its `sertool.pruned` tag (a pruned trial is no model to ensemble or fine-tune).
     """
     from .diagnostics import schedule_warning
 
@@ -167,11 +180,20 @@ def fit(
                 "view.resident": feeds.resident.device, "view.bytes": feeds.resident.info.bytes}
                if feeds.resident is not None else {}),
         })
-    result = _epochs(trainee, feeds, dist, run, resume, resume_path if dist.is_main else None, logged_epochs, console)
+    result = _epochs(trainee, feeds, dist, run, resume, resume_path if dist.is_main else None, logged_epochs, console,
+                     on_epoch)
     result.run_id = run.run_id
     result.warnings += [early] if early else []
     if result.stopped_epoch is not None:
         run.log_metrics({"stopped_epoch": float(result.stopped_epoch)}, step=result.stopped_epoch)
+    if result.pruned is not None:
+        if dist.is_main:
+            run.log_metrics({**{best(m): result.best.get(m) for m in METRIC_NAMES},
+                             "best_epoch": float(result.best_epoch)}, step=result.best_epoch)
+            run.set_tags({PRUNED_TAG: result.pruned})
+        run.finalize("KILLED")
+        distributed.barrier(dist)
+        return result
     if dist.is_main:
         with tempfile.TemporaryDirectory(prefix="sertool-train-") as tmp:
             log_outcome(run, trainee, feeds, result, Path(tmp))
@@ -181,13 +203,14 @@ def fit(
 
 def _epochs(trainee: Trainee, feeds: Feeds, dist: distributed.DistInfo, run: "RunLogger",
             resume: ResumeState | None, resume_path: Path | None, logged: frozenset[int],
-            console: "Console | None") -> TrainResult:
+            console: "Console | None", on_epoch: EpochHook | None = None) -> TrainResult:
     c = feeds.config
     state = resume or ResumeState(0, {}, {})
     if resume is not None:
         trainee.load_state(resume.trainee)
         restore_rng(resume.rng)
     history = state.epochs()
+    stopped_by: str | None = None
     with progress_bar(console if dist.is_main else None, info=True) as progress:
         epochs_task = progress.add_task("epochs", total=c.epochs, completed=state.epoch)
         steps_task = progress.add_task("steps", total=1)
@@ -215,13 +238,24 @@ def _epochs(trainee: Trainee, feeds: Feeds, dist: distributed.DistInfo, run: "Ru
                 state.history = [_as_dict(e) for e in history]
                 state.save(resume_path)
             distributed.barrier(dist)
+            if on_epoch is not None and (stopped_by := _hook_stop(on_epoch, run.run_id, stats, dist)):
+                break
     if state.best_state is not None:
         trainee.module.load_state_dict(state.best_state)
     result = TrainResult(c, None, state.best_epoch, {k: v for k, v in state.best_metrics.items() if k != "loss"},
                          history, n_parameters=trainee.module.num_parameters(), n_train=len(feeds.data.train))
-    if history and history[-1].epoch < c.epochs:
+    result.pruned = stopped_by
+    if history and history[-1].epoch < c.epochs and result.pruned is None:
         result.stopped_epoch = history[-1].epoch
     return result
+
+
+def _hook_stop(hook: EpochHook, run_id: str | None, stats: EpochStats, dist: distributed.DistInfo) -> str | None:
+    """Ask the hook (rank 0) whether to stop after this epoch; every rank learns the answer."""
+    reason = hook(run_id, stats) if dist.is_main else None
+    if distributed.all_reduce_sum(dist, [float(reason is not None)])[0] > 0:
+        return reason or "stopped on rank 0"
+    return None
 
 
 def _patience_spent(state: ResumeState, epoch: int, patience: int, dist: distributed.DistInfo) -> bool:

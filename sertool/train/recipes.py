@@ -1,6 +1,7 @@
 """TOML recipes: every `sertool train` option, written down so a run can be repeated.
 
-A recipe's top-level keys are `TrainConfig` fields (dashes or underscores). An optional `[scheme]` table
+A recipe's top-level keys are `TrainConfig` fields (dashes or underscores). An optional `[search]` table
+declares ranges for `sertool sweep --search optuna` (see `train.search`). An optional `[scheme]` table
 names the split scheme the runs train on and how it is made (`sertool store split` with these values;
 `sertool train --recipe` and `sertool sweep` make it when the catalog lacks it), so that a recipe like
 the paper's ablation reproduces its data split too. An optional `[sweep]` table turns it into a grid
@@ -44,6 +45,7 @@ from .config import ConfigError, TrainConfig, field_names
 
 if TYPE_CHECKING:
     from ..store.splits import SplitParams
+    from .search_space import SearchSpec
 
 SWEEP_KEYS = ("grid", "exclude", "runs", "name")
 SCHEME_KEYS = ("from", "holdout", "by", "seed")
@@ -60,6 +62,8 @@ class Recipe:
     sweep_name: str | None = None
     scheme: "SplitParams | None" = None
     """How the recipe's split scheme (`base["splits"]`) is made, where the recipe says."""
+    search: "SearchSpec | None" = None
+    """The `[search]` table (`sertool sweep --search optuna`; see `train.search`)."""
 
     @property
     def swept_keys(self) -> list[str]:
@@ -160,8 +164,14 @@ def load_recipe(path: str | Path) -> Recipe:
         raise BadInput(path, f"not valid TOML ({e})", row=int(m.group(1)) if m else None) from None
     sweep = data.pop("sweep", None)
     scheme = data.pop("scheme", None)
+    search = data.pop("search", None)
     base = _coerce_table(path, text, data)
     recipe = Recipe(path=path, base=base, scheme=_scheme(path, text, scheme, base))
+    if search is not None:
+        from .search_space import parse_search
+
+        recipe.search = parse_search(path, text, search)
+        recipe.sweep_name = path.stem
     if sweep is None:
         return recipe
     if not isinstance(sweep, dict):

@@ -135,9 +135,14 @@ class ResidentFrames:
             t_max = max(int(lens.max()), 1) if len(lens) else 1
             scale, zero = self.affine.get(enc, (None, None))
             if frames.device.type == "cpu":  # one copy per clip into calloc'd zeros (what the store loader does)
-                x = torch.from_numpy(np.zeros((len(pos), t_max, frames.shape[-1]), dtype=np.float16))
+                # numpy's copy, not torch's: torch copies float16 slices on the CPU several times slower
+                # (bench/views.py), and fp16 rows need no decoding at all.
+                x_np = np.zeros((len(pos), t_max, frames.shape[-1]), dtype=np.float16)
+                raw = frames.numpy() if self.dtype == "fp16" else None
                 for i, (a, n) in enumerate(zip(starts.tolist(), lens.tolist())):
-                    x[i, :n] = decode_torch(frames[a : a + n], self.dtype, scale, zero)
+                    x_np[i, :n] = raw[a : a + n] if raw is not None else \
+                        decode_torch(frames[a : a + n], self.dtype, scale, zero).numpy()
+                x = torch.from_numpy(x_np)
             else:  # on the GPU: one gather of the clips' rows, decoded and scattered in device memory
                 ends = np.cumsum(lens)
                 rows = np.repeat(starts - (ends - lens), lens) + np.arange(int(ends[-1]))

@@ -11,17 +11,20 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import replace
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import launch
 from ..errors import NotFound, SertoolError
 from ..store.layout import StoreLayout
-from ..tracking.names import INIT_FROM_TAG, REFIT_TAG, RESUME_TAG, SELECT_TAG, SPLITS_TAG, STAGE_TAG, STORE_TAG
+from ..tracking.names import (
+    INIT_FROM_TAG, PRUNED_TAG, REFIT_TAG, RESUME_TAG, SELECT_TAG, SPLITS_TAG, STAGE_TAG, STORE_TAG,
+)
 from .checkpoint import CheckpointInfo
 from .config import REFIT_ON, TrainConfig
 from .lineage import store_label
-from .loop import TrainResult, fit, prepare
+from .loop import EpochHook, TrainResult, fit, prepare
 from .parts import ARCH_FIELDS, InitCheckpoint
 from .resume import ResumeState, state_path
 
@@ -41,16 +44,20 @@ def train(
     *,
     parent_run_id: str | None = None,
     console: "Console | None" = None,
+    tags: Mapping[str, Any] | None = None,
+    on_epoch: EpochHook | None = None,
 ) -> TrainResult:
     """Train one model as `config` says on the store at `layout`, tracked as one run of `tracker`.
 
     Runs of the experiment whose process was killed are marked FAILED first (they can be resumed);
-    SIGTERM stops this run like Ctrl-C does (marked KILLED, resumable)."""
+    SIGTERM stops this run like Ctrl-C does (marked KILLED, resumable). `tags` go on the run when it is
+    created (a sweep's child key: a kill a moment later still leaves it findable); `on_epoch`: see
+    `loop.EpochHook`."""
     tracker.reap_orphans(config.experiment)
     with launch.sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="sertool-init-") as tmp:
         init = _init_checkpoint(tracker, config.init_from, Path(tmp)) if config.init_from else None
-        result = _tracked(config, layout, tracker, init, parent_run_id, console)
-        if config.refit_epochs and result.run_id:
+        result = _tracked(config, layout, tracker, init, parent_run_id, console, tags=tags, on_epoch=on_epoch)
+        if config.refit_epochs and result.run_id and result.pruned is None:
             # the same start (fresh, or the same checkpoint), now on Train + Development for N epochs
             again = replace(config, epochs=config.refit_epochs, refit_epochs=None, early_stop=None,
                             run_name=f"{config.run_label}-refit")
@@ -59,18 +66,20 @@ def train(
 
 
 def _tracked(config: TrainConfig, layout: StoreLayout, tracker: "Tracker", init: InitCheckpoint | None,
-             parent_run_id: str | None, console: "Console | None", *, refit: bool = False) -> TrainResult:
+             parent_run_id: str | None, console: "Console | None", *, refit: bool = False,
+             tags: Mapping[str, Any] | None = None, on_epoch: EpochHook | None = None) -> TrainResult:
     with prepare(config, layout, init=init, refit=refit) as session:
         run = tracker.start(
             "train", experiment=config.experiment, run_name=config.run_label, parent_run_id=parent_run_id,
             tags={STAGE_TAG: config.stage, INIT_FROM_TAG: config.init_from, STORE_TAG: store_label(layout),
-                  SPLITS_TAG: config.splits, SELECT_TAG: config.select, REFIT_TAG: REFIT_ON if refit else None},
+                  SPLITS_TAG: config.splits, SELECT_TAG: config.select, REFIT_TAG: REFIT_ON if refit else None,
+                  **(tags or {})},
         )
         with run:
             path = state_path(run.run_id) if run.run_id else None
             if path is not None:
                 run.set_tags({RESUME_TAG: str(path)})
-            result = fit(session, run, resume_path=path, console=console)
+            result = fit(session, run, resume_path=path, console=console, on_epoch=on_epoch)
     _forget_state(path)
     return result
 
@@ -79,19 +88,54 @@ def resume(ref: str, layout: StoreLayout, tracker: "Tracker", *, experiment: str
            console: "Console | None" = None) -> TrainResult:
     """Go on with a killed or failed training run from its last finished epoch, in the same MLflow run."""
     tracker.reap_orphans(experiment)
-    info = tracker.resolve_run(ref, experiment)
-    if info.kind != "train":
-        raise SertoolError(f"run {info.name} ({info.run_id[:8]}) is a {info.kind} run; only training runs resume")
-    if info.status not in RESUMABLE:
-        raise SertoolError(f"run {info.name} ({info.run_id[:8]}) is {info.status}: nothing to resume")
+    info = _resumable(tracker.resolve_run(ref, experiment))
     path = Path(info.tags.get(RESUME_TAG) or state_path(info.run_id))
     state = ResumeState.load(path)
     with tempfile.TemporaryDirectory(prefix="sertool-resume-") as tmp:
         config = TrainConfig.from_dict(tracker.load_config(info.run_id, Path(tmp)))
-    logged = frozenset(tracker.metric_steps(info.run_id, "train_loss"))
-    with launch.sigterm_as_interrupt(), prepare(config, layout, refit=bool(info.tags.get(REFIT_TAG))) as session:
-        with tracker.reopen(info.run_id) as run:
-            result = fit(session, run, resume=state, resume_path=path, logged_epochs=logged, console=console)
+    return _go_on(info.run_id, config, state, path, layout, tracker, refit=bool(info.tags.get(REFIT_TAG)),
+                  console=console)
+
+
+def continue_child(run_id: str, config: TrainConfig, layout: StoreLayout, tracker: "Tracker", *,
+                   tags: Mapping[str, Any] | None = None, on_epoch: EpochHook | None = None,
+                   console: "Console | None" = None) -> TrainResult:
+    """Go on with a sweep's killed or failed child in its own run: from its resume state as `resume`
+    does where it has one, else from the first epoch (it died before finishing one). Either way the
+    sweep never makes a second run of the same child. `config` is the sweep's (same digest as the run's)."""
+    info = _resumable(tracker.get_run(run_id))
+    path = Path(info.tags.get(RESUME_TAG) or state_path(info.run_id))
+    state = ResumeState.load(path) if path.is_file() else None
+    with tempfile.TemporaryDirectory(prefix="sertool-init-") as tmp:
+        init = _init_checkpoint(tracker, config.init_from, Path(tmp)) if config.init_from and state is None else None
+        return _go_on(run_id, config, state, path, layout, tracker, refit=False, tags=tags, on_epoch=on_epoch,
+                      console=console, init=init)
+
+
+def _resumable(info: Any) -> Any:
+    """The run, if it is a training run that stopped before its end (else one line saying why not)."""
+    if info.kind != "train":
+        raise SertoolError(f"run {info.name} ({info.run_id[:8]}) is a {info.kind} run; only training runs resume")
+    if info.tags.get(PRUNED_TAG):
+        raise SertoolError(f"run {info.name} ({info.run_id[:8]}) was pruned by its search "
+                           f"({info.tags[PRUNED_TAG]}): nothing to resume")
+    if info.status not in RESUMABLE:
+        raise SertoolError(f"run {info.name} ({info.run_id[:8]}) is {info.status}: nothing to resume")
+    return info
+
+
+def _go_on(run_id: str, config: TrainConfig, state: ResumeState | None, path: Path, layout: StoreLayout,
+           tracker: "Tracker", *, refit: bool, tags: Mapping[str, Any] | None = None,
+           on_epoch: EpochHook | None = None, console: "Console | None" = None,
+           init: InitCheckpoint | None = None) -> TrainResult:
+    """Train `run_id` on from `state` (None: from scratch, or from `init`); epochs it logged already are
+    not logged twice."""
+    logged = frozenset(tracker.metric_steps(run_id, "train_loss"))
+    with launch.sigterm_as_interrupt(), prepare(config, layout, init=init, refit=refit) as session:
+        with tracker.reopen(run_id) as run:
+            run.set_tags({RESUME_TAG: str(path), **(tags or {})})
+            result = fit(session, run, resume=state, resume_path=path, logged_epochs=logged, console=console,
+                         on_epoch=on_epoch)
     _forget_state(path)
     return result
 

@@ -6,7 +6,8 @@ import duckdb
 
 from msp_corpus_builders import TRANSCRIPTS, make_corpus
 from sertool.corpus.ingest import ingest_msp_podcast
-from sertool.store.catalog import SCHEMA_VERSION, Catalog
+from sertool.store.catalog import Catalog
+from sertool.store.schema import SCHEMA_VERSION
 from sertool.store.records import TranscriberRecord
 from sertool.store.transcripts import asr_writers, clip_texts, write_asr
 

@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _integrity_store as st  # noqa: E402
 from sertool.cli import app  # noqa: E402
 from sertool.errors import StoreCorrupt  # noqa: E402
-from sertool.store.catalog import SCHEMA_VERSION, Catalog  # noqa: E402
+from sertool.store.catalog import Catalog  # noqa: E402
+from sertool.store.schema import SCHEMA_VERSION  # noqa: E402
 from sertool.store.embeddings import EmbeddingStore  # noqa: E402
 from sertool.store.shards import ShardAppender, ShardLayout  # noqa: E402
 

@@ -45,6 +45,16 @@ def frame_store(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def sweep_store(tmp_path_factory):
+    """A smaller store for the sweep tests whose children are processes: Train 96 / Development 24 and no
+    test split, so a child's fixed costs (loading, predictions, plots) stay small beside its interpreter's."""
+    from sertool.train.synthetic import FrameSpec, write_frame_store
+
+    spec = FrameSpec(seed=5, splits={"Train": 96, "Development": 24})
+    return write_frame_store(tmp_path_factory.mktemp("sweep-frames") / "store", spec)
+
+
+@pytest.fixture(scope="session")
 def tracking_uri(tmp_path_factory) -> str:
     project = tmp_path_factory.mktemp("project")
     return f"sqlite:///{project / 'experiments' / 'mlflow.db'}"

@@ -149,3 +149,28 @@ def test_a_view_that_does_not_fit_is_refused_before_any_work(store, tracking_uri
     assert "view 'big' needs" in lines[0] and "int8" in lines[0] and "--splits Train" in lines[0]
     with pytest.raises(NotFound):
         Tracker(tracking_uri).experiment_id("views-fit")  # no run, not even an experiment, was started
+
+
+def test_store_drop_removes_a_view_and_names_the_views_an_encoder_drop_leaves_stale(store):
+    _pack(store, "a")
+    _pack(store, "b")
+    files = store.views / "a"
+    assert files.is_dir()
+    res = CliRunner().invoke(app, ["--store", str(store.root), "store", "drop", "--view", "a"])
+    assert res.exit_code == 0 and "dropped view 'a'" in res.stdout, res.output
+    assert not files.exists()
+    with Catalog(store.catalog, read_only=True) as cat:
+        assert [v["name"] for v in list_views(cat, store)] == ["b"]
+
+    res = CliRunner().invoke(app, ["--store", str(store.root), "store", "drop", "wavlm/clean"])
+    assert res.exit_code == 0, res.output
+    assert "note: view 'b' holds frames of wavlm/clean" in res.stderr and "--view b" in res.stderr
+    with Catalog(store.catalog, read_only=True) as cat:
+        with pytest.raises(StaleView):
+            open_view(cat, store, "b")
+
+    for args in (["store", "drop"], ["store", "drop", "whisper", "--view", "b"]):  # neither, or both
+        res = CliRunner().invoke(app, ["--store", str(store.root), *args])
+        assert res.exit_code == 2 and res.output.count("\n") == 1 and res.output.startswith("error: --view"), res.output
+    with Catalog(store.catalog, read_only=True) as cat:
+        assert [v["name"] for v in list_views(cat, store)] == ["b"]
