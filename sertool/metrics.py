@@ -147,3 +147,49 @@ def score(targets: "Targets", class_pred: "ArrayLike", attrs: "ArrayLike") -> di
     out[CCC["mean"]] = _mean([out[CCC[x]] for x in ATTRIBUTES])
     out[CCC_NO_X["mean"]] = _mean([out[CCC_NO_X[x]] for x in ATTRIBUTES])
     return out
+
+
+# -- ASR quality --------------------------------------------------------------------------------------
+
+ASR_NORMALISATION = ("lower case", "punctuation removed (Unicode P* characters)", "runs of spaces made one",
+                     "leading and trailing spaces stripped")
+"""What both texts go through before they are compared, in this order (jiwer's `ToLowerCase`,
+`RemovePunctuation`, `RemoveMultipleSpaces`, `Strip`): ASR quality is about the words, not the corpus's
+casing or punctuation conventions. Words are then split on spaces (WER), or the text read as characters,
+spaces included (CER). References empty after normalisation have no words to miss and are left out."""
+
+
+def _asr_transform(unit: str):
+    import jiwer
+
+    steps = [jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()]
+    last = jiwer.ReduceToListOfListOfWords() if unit == "words" else jiwer.ReduceToListOfListOfChars()
+    return jiwer.Compose([*steps, last])
+
+
+def normalise_transcript(text: str) -> str:
+    """A text as ASR quality compares it (`ASR_NORMALISATION`)."""
+    import jiwer
+
+    return jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
+                          jiwer.Strip()])(text)
+
+
+def error_rates(references: "list[str]", hypotheses: "list[str]") -> dict[str, float]:
+    """Corpus-level word and character error rates of `hypotheses` against `references` (jiwer: all
+    edits over all reference words / characters, not a mean of per-clip rates), after
+    `ASR_NORMALISATION`; pairs whose reference is empty after it are left out (`n_pairs` counts the rest).
+    NaN rates when no pair is left."""
+    import jiwer
+
+    pairs = [(r, h) for r, h in zip(references, hypotheses, strict=True) if normalise_transcript(r)]
+    if not pairs:
+        return {"wer": float("nan"), "cer": float("nan"), "n_pairs": 0}
+    refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
+    return {
+        "wer": float(jiwer.wer(refs, hyps, reference_transform=_asr_transform("words"),
+                               hypothesis_transform=_asr_transform("words"))),
+        "cer": float(jiwer.cer(refs, hyps, reference_transform=_asr_transform("chars"),
+                               hypothesis_transform=_asr_transform("chars"))),
+        "n_pairs": len(pairs),
+    }

@@ -129,6 +129,7 @@ def test_info_shows_every_figure(store):
     res = run(store, "store", "info")
     assert res.exit_code == 0, res.output
     for title in ("Clips per split", "Class distribution", "Annotators per labelled clip", "Transcript coverage",
+                  "Transcripts by source and model",
                   "Split schemes", "Embeddings per encoder and variant"):
         assert title in res.stdout
     for (split,) in direct(store, "select distinct split from clips"):

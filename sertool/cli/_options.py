@@ -113,6 +113,15 @@ class RunKind(str, Enum):
     train = "train"
     sweep = "sweep"
     ensemble = "ensemble"
+    asr = "asr"
+
+
+class TextChoice(str, Enum):
+    """Which transcript text encoders read (`store.transcripts.TEXT_CHOICES`)."""
+
+    preferred = "preferred"
+    corpus = "corpus"
+    asr = "asr"
 
 
 class Launcher(str, Enum):

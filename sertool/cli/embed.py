@@ -16,6 +16,7 @@ from ._options import (
     ModelDirOpt,
     Preset,
     PresetOpt,
+    TextChoice,
     WhisperWindow,
     WhisperWindowOpt,
     names,
@@ -47,6 +48,11 @@ def embed(
         int, typer.Option("--max-transcript-chars", help="Longest transcript text encoders take; a longer one is "
                           "bad input (--skip-bad skips the clip).")
     ] = DEFAULT_MAX_TRANSCRIPT_CHARS,
+    text: Annotated[
+        TextChoice, typer.Option("--text", help="Which transcript text encoders read: preferred (the corpus's, else "
+                                 "ASR's; variant clean), corpus (variant text-corpus; clips without one are left "
+                                 "out) or asr (variant text-asr; `sertool transcribe --all` first).")
+    ] = TextChoice.preferred,
     part: Annotated[
         Optional[str],
         typer.Option(help="Embed only part I/N (one of N workers) into a segment; then `sertool store merge`. "
@@ -61,6 +67,7 @@ def embed(
         preset=preset.value, encoders=names(encoders), layer=layer, model_dir=model_dir, augment=names(augment),
         device=device.value, batch_seconds=batch_seconds, seed=seed, splits=names(splits) or None, skip_bad=skip_bad,
         max_seconds=max_seconds, max_transcript_chars=max_transcript_chars, whisper_window=whisper_window.value,
+        text=text.value,
     )
     layout = state(ctx).layout
     parted = embed_parts(layout, cfg, part, console=err)
@@ -92,6 +99,20 @@ def embed(
         err.print(f"note: {len(report.stale_left)} embedding(s) of {', '.join(units)} were made from audio that has "
                   "changed since; this run does not embed those: run `sertool embed` with them "
                   "(`sertool store verify --audio` lists them)", highlight=False, soft_wrap=True)
+    if report.text_remade:
+        clips = sorted({c for c, _, _ in report.text_remade})
+        ids = ", ".join(clips[:5]) + (f" and {len(clips) - 5} more" if len(clips) > 5 else "")
+        err.print(f"transcript changed since it was embedded: {len(report.text_remade)} text embedding(s) of "
+                  f"{len(clips)} clip(s) made again ({ids})", highlight=False, soft_wrap=True)
+    if report.text_stale_left:
+        units = sorted({f"{e}/{v}" for _, e, v in report.text_stale_left})
+        err.print(f"note: {len(report.text_stale_left)} embedding(s) of {', '.join(units)} embedded a transcript that "
+                  "has changed since; this run does not embed those: run `sertool embed` with that --text "
+                  "(`sertool store verify` lists them)", highlight=False, soft_wrap=True)
+    if report.untracked_text:
+        err.print(f"note: {report.untracked_text} stored text embedding(s) record no transcript hash (embedded "
+                  "before sertool kept it): a changed transcript cannot be noticed for them; `sertool store drop "
+                  "ENCODER/VARIANT` and embed again to give them one", highlight=False, soft_wrap=True)
     if report.unchecked:
         err.print(f"note: {report.unchecked} stored embedding(s) have no frame checksum (embedded before sertool kept "
                   "them): they read as ever, but `store verify --frames` cannot check them; `sertool store drop "

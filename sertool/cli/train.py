@@ -59,6 +59,7 @@ def train(
     pooled_norm: Annotated[Optional[bool], _opt("--pooled-norm/--no-pooled-norm", help="Standardise pooled encoder statistics across clips (not in the paper; helps random-weight tiny encoders). (default: off)", panel=_MODEL)] = None,
     encoders: Annotated[Optional[str], _opt("--encoders", help="Comma-separated store encoder names, in model order. (default: whisper,wavlm,roberta)", panel=_DATA)] = None,
     splits: Annotated[Optional[str], _opt("--splits", help="Split scheme: Train trains, Development selects, the rest are test splits. (default: corpus)", panel=_DATA)] = None,
+    text: Annotated[Optional[str], _opt("--text", help="Transcript the text encoders' frames come from: preferred (corpus, else ASR: the paper's), corpus or asr; per split with SPLIT=CHOICE items, e.g. asr,Train=corpus (train on corpus text, evaluate on ASR text). Reads the matching `embed --text` variant. (default: preferred)", panel=_DATA)] = None,
     augment: Annotated[Optional[bool], _opt("--augment/--no-augment", help="Sample the store's augmented variants. (default: augment)", panel=_DATA)] = None,
     o_clips: Annotated[Optional[ClipUse], _opt("--o-clips", help=f"O (other) clips: train the attributes with them, or leave them out. (default: {_d('o_clips')})", panel=_DATA)] = None,
     x_clips: Annotated[Optional[ClipUse], _opt("--x-clips", help="X (no agreement) clips: leave them out (the paper) or train the attributes with them. (default: exclude)", panel=_DATA)] = None,

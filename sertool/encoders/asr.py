@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from ..audio import SAMPLE_RATE, window_spans
+from ..store.records import TranscriberRecord
 from ._hf import chunks, materialise, quiet_transformers
 from .base import ModelSource
 from .whisper import WINDOW_SAMPLES, WhisperEncoder
@@ -39,6 +40,12 @@ class WhisperASR:
         model = materialise(source, lambda path: WhisperForConditionalGeneration.from_pretrained(path, dtype=dtype),
                             WhisperEncoder.checkpoint_model)  # paper-random: the whole model, seeded
         self.model = model.to(self.device, dtype).eval()
+
+    @property
+    def record(self) -> TranscriberRecord:
+        """Provenance written with every transcript: the checkpoint, and the decoding settings that
+        change the text (its fingerprint keeps two configurations' transcripts from mixing silently)."""
+        return transcriber_record(self.source, self.language)
 
     def max_new_tokens(self, n_samples: int) -> int:
         """Cap for one window: proportional to its duration, within the decoder's 448 positions."""
@@ -79,10 +86,31 @@ class WhisperASR:
         return [" ".join(t for t in parts if t) for parts in texts]
 
 
-def load_asr(preset: str, *, models_dir=None, model_dir=None, device: str = "cpu", texts=None) -> WhisperASR:
-    """The preset's Whisper ASR (same checkpoint as the `whisper` encoder: large-v3 is one model)."""
-    from ..model.device import check_device
+def asr_source(preset: str, *, models_dir=None, model_dir=None, texts=None) -> ModelSource:
+    """Where the preset's Whisper ASR comes from (same checkpoint as the `whisper` encoder: large-v3 is one
+    model), without loading it: its provenance decides whether a run may write beside earlier transcripts."""
     from .presets import resolve
 
+    return resolve("asr", preset, model_dir=model_dir, models_dir=models_dir, texts=texts)
+
+
+def transcriber_record(source: ModelSource, language: str = "en") -> TranscriberRecord:
+    """The provenance `WhisperASR(source, language=language).record` has, without loading the model."""
+    return TranscriberRecord(source.checkpoint, source.revision, decoding_settings(language))
+
+
+def decoding_settings(language: str = "en") -> dict:
+    """The decoding settings that change the text `WhisperASR.transcribe` writes (module docstring)."""
+    return {"language": language, "task": "transcribe", "timestamps": False, "do_sample": False, "num_beams": 1,
+            "window_s": WINDOW_SAMPLES // SAMPLE_RATE, "tokens_per_second": TOKENS_PER_SECOND}
+
+
+def load_asr(preset: "str | ModelSource", *, models_dir=None, model_dir=None, device: str = "cpu",
+             texts=None) -> WhisperASR:
+    """The preset's Whisper ASR (or the one at `ModelSource` `preset`)."""
+    from ..model.device import check_device
+
     check_device(device)
-    return WhisperASR(resolve("asr", preset, model_dir=model_dir, models_dir=models_dir, texts=texts), device=device)
+    source = preset if isinstance(preset, ModelSource) else asr_source(preset, models_dir=models_dir,
+                                                                        model_dir=model_dir, texts=texts)
+    return WhisperASR(source, device=device)

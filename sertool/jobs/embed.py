@@ -1,9 +1,12 @@
 """`sertool embed`: every clip of the catalog through every frozen encoder, into the store.
 
-The work is a list of units, one per (encoder, variant): `clean` for every encoder, plus each
-augmentation for audio encoders. Text encoders see only the transcript, which augmenting the audio does
-not change, so they have `clean` only; a reader of an augmented variant takes a text encoder's `clean`
-frames (the training loader does: `train.data`, text encoders = `frame_rate IS NULL` in `encoders`).
+The work is a list of units, one per (encoder, variant): `clean` for every audio encoder, plus each
+augmentation. Text encoders see only the transcript, which augmenting the audio does not change, so they
+have one variant per text choice (`--text`: `clean` for the preferred transcript, `text-corpus`,
+`text-asr`; `store.transcripts`); a reader of an augmented variant takes a text encoder's text variant
+(the training loader does: `train.data`, text encoders = `frame_rate IS NULL` in `encoders`). Each text
+row records the text it embedded (source and SHA-256); a row whose text has changed since is deleted at
+the start of the run and embedded again, like a row whose audio has changed.
 
 Batches come from length bucketing: clips sorted by duration are packed while the batch's *padded*
 audio (batch size x longest clip; for padded Whisper each clip is a 30 s window) stays within
@@ -40,6 +43,7 @@ from ..store.catalog import Catalog
 from ..store.layout import StoreLayout
 from ..store.provenance import unchecked_rows
 from ..store.records import ClipSource
+from ..store.transcripts import PREFERRED, check_text_choice, refresh_text, text_variant, untracked_text_rows
 from .augment import CLEAN, check_variants
 from .embed_checks import (  # noqa: F401  (check_audio, record_skips: embed_parts and callers import them here)
     admit_clips,
@@ -49,6 +53,7 @@ from .embed_checks import (  # noqa: F401  (check_audio, record_skips: embed_par
     record_skips,
     refresh_changed_audio,
     skip_or_stop,
+    with_text,
 )
 
 if TYPE_CHECKING:
@@ -123,6 +128,10 @@ class EmbedConfig:
     whisper_window: str = "padded"
     """`padded` (the paper's: every clip in a 30 s window) or `trimmed` (the clip's own length; its own
     fingerprint, so the two never share an array): `encoders.whisper`."""
+    text: str = PREFERRED
+    """Which transcript text encoders read (`store.transcripts.TEXT_CHOICES`): `preferred` (the corpus's,
+    else ASR's; variant `clean`, as ever), `corpus` (clips without one are left out) or `asr`; each its own
+    variant (`text_variant`)."""
 
     def __post_init__(self) -> None:
         from ..encoders.registry import encoder_kinds
@@ -138,6 +147,7 @@ class EmbedConfig:
         from ..encoders.whisper import check_window
 
         check_window(self.whisper_window)
+        check_text_choice(self.text)
         if self.batch_seconds is None:
             object.__setattr__(self, "batch_seconds", default_batch_seconds(self.device))
         if not self.batch_seconds > 0:
@@ -184,6 +194,12 @@ class EmbedReport:
     """Rows of encoders or variants this run does not embed, made from audio that has changed since."""
     unchecked: int = 0
     """Rows of this run's encoders and variants without a frame checksum (embedded before sertool kept them)."""
+    text_remade: list[tuple[str, str, str]] = field(default_factory=list)
+    """(clip, encoder, variant) text rows whose transcript changed since: deleted and embedded again."""
+    text_stale_left: list[tuple[str, str, str]] = field(default_factory=list)
+    """Rows of text variants this run does not embed whose transcript changed since."""
+    untracked_text: int = 0
+    """Rows of this run's text encoders that record no text (embedded before sertool kept it)."""
 
     @property
     def written(self) -> int:
@@ -223,9 +239,10 @@ def load_encoders(layout: StoreLayout, cfg: EmbedConfig, texts: Sequence[str]) -
     ]
 
 
-def units_for(encoder: "Encoder", augment_: Sequence[str]) -> list[str]:
-    """Variants one encoder stores: text encoders have `clean` only (see module docstring)."""
-    return [CLEAN] if encoder.modality == "text" else [CLEAN, *augment_]
+def units_for(encoder: "Encoder", augment_: Sequence[str], text: str = PREFERRED) -> list[str]:
+    """Variants one encoder stores: text encoders one, the text choice's (`clean` for the preferred
+    transcript: see module docstring)."""
+    return [text_variant(text)] if encoder.modality == "text" else [CLEAN, *augment_]
 
 
 def embed_store(
@@ -258,12 +275,18 @@ def embed_store(
             encoders = load_encoders(layout, cfg, [c.transcript for c in clips if c.transcript])
         store = EmbeddingStore(layout)
         if recheck_skipped and "audio" in cfg.modalities():
-            units = [(e.record.name, v) for e in encoders if e.modality == "audio" for v in units_for(e, cfg.augment)]
+            units = [(e.record.name, v) for e in encoders if e.modality == "audio" for v in units_for(e, cfg.augment, cfg.text)]
             refreshed = refresh_changed_audio(catalog, clips, units)
             report.remade, report.stale_left = refreshed.remade, refreshed.left
+        text_units = [(e.record.name, v) for e in encoders if e.modality == "text" for v in units_for(e, (), cfg.text)]
+        if recheck_skipped and text_units:
+            report.text_remade, report.text_stale_left = refresh_text(catalog, text_units)
+            report.untracked_text = untracked_text_rows(catalog, [e for e, _ in text_units])
+        text_clips, text_prov = with_text(catalog, clips, cfg.text) if text_units else (clips, {})
+        text_clips = [c for c in text_clips if c.transcript is not None]  # `corpus`: Test3 has none
         if recheck_skipped:
             report.unchecked = unchecked_rows(
-                catalog, [(e.record.name, v) for e in encoders for v in units_for(e, cfg.augment)])
+                catalog, [(e.record.name, v) for e in encoders for v in units_for(e, cfg.augment, cfg.text)])
 
         with ExitStack() as stack:
             # Open every unit's writer first: a fingerprint mismatch stops the run before any work, and
@@ -271,8 +294,9 @@ def embed_store(
             todo: list[tuple["Encoder", str, Any, list[list[ClipSource]]]] = []
             for enc in encoders:
                 # the instance's cost (trimmed Whisper: a clip's own length)
-                plan = bucket_batches(clips, cfg.batch_seconds, enc.padded_seconds)
-                for variant in units_for(enc, cfg.augment):
+                plan = bucket_batches(text_clips if enc.modality == "text" else clips, cfg.batch_seconds,
+                                      enc.padded_seconds)
+                for variant in units_for(enc, cfg.augment, cfg.text):
                     writer = stack.enter_context(store.open_writer(catalog, enc.record, variant))
                     done = writer.done()
                     mine = plan if select_batches is None else select_batches(enc.record.name, variant, plan)
@@ -299,7 +323,7 @@ def embed_store(
                         with autocast(cfg.device)[0]:
                             frames = enc.embed(inputs)
                         writer.write([(c.clip_id, np.asarray(f, dtype=np.float32)) for c, f in zip(batch, frames)],
-                                     audio=stamps)
+                                     audio=stamps, text=text_prov if enc.modality == "text" else None)
                         unit.written += len(batch)
                         unit.frames += sum(int(f.shape[0]) for f in frames)
                         progress.advance(task, len(planned))

@@ -42,6 +42,7 @@ from ..store.clips import clips_to_embed, record_skips as _record_skips, skipped
 from ..store.layout import StoreLayout
 from ..store.provenance import AudioRefresh, audio_stamps, hashed_clips, refresh_audio
 from ..store.records import ClipSource
+from ..store.transcripts import ASR, CORPUS, PREFERRED, clip_texts, text_sha256
 from .augment import augment
 
 if TYPE_CHECKING:
@@ -79,21 +80,41 @@ def check_transcripts(layout: StoreLayout, clips: Sequence[ClipSource], cfg: "Em
     """
     from ..encoders.registry import encoder_class
 
+    if cfg.text == CORPUS:
+        return  # a clip the corpus gave no transcript (Test3) has no text of this choice: left out, not bad
     missing = [c for c in clips if c.transcript is None]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         text = [k for k in cfg.encoders if encoder_class(k).modality == "text"]
         audio = [k for k in cfg.encoders if k not in text]
         todo = "run `sertool transcribe` first"
+        if cfg.text == ASR:
+            todo = "run `sertool transcribe --all` first (ASR for clips with a corpus transcript too)"
         if missing[0].clip_id in readmit:  # transcribe skips clips in `skipped`: an audio-only embed takes it back
             todo = ("it is in `skipped` from an earlier embed: run `sertool embed --encoders "
                     f"{','.join(audio) or '...'}` (which takes it back), then `sertool transcribe`")
+        which = "" if cfg.text == PREFERRED else f"{cfg.text} "
         raise BadInput(
             layout.catalog,
-            f"clip {missing[0].clip_id}{more} has no transcript for {', '.join(text)}; {todo}, or leave "
+            f"clip {missing[0].clip_id}{more} has no {which}transcript for {', '.join(text)}; {todo}, or leave "
             f"{', '.join(text)} out (--encoders {','.join(audio) or '...'})",
             field="transcript",
         )
+
+
+def with_text(catalog: Catalog, clips: Sequence[ClipSource],
+              choice: str) -> tuple[list[ClipSource], dict[str, tuple[str | None, str]]]:
+    """The clips carrying text choice `choice` as their transcript (None where they have none), and
+    clip -> (source, SHA-256) of that text: what a text encoder's rows record (`store.transcripts`)."""
+    if choice == PREFERRED:  # the clips' own transcript; the catalog says where it came from
+        sources = clip_texts(catalog, PREFERRED)
+        return list(clips), {c.clip_id: (sources.get(c.clip_id, (None, None))[1], text_sha256(c.transcript))
+                             for c in clips if c.transcript is not None}
+    texts = clip_texts(catalog, choice)
+    chosen = [ClipSource(c.clip_id, c.path, c.duration_s, texts[c.clip_id][0] if c.clip_id in texts else None)
+              for c in clips]
+    prov = {c.clip_id: (choice, text_sha256(c.transcript)) for c in chosen if c.transcript is not None}
+    return chosen, prov
 
 
 def long_transcripts(layout: StoreLayout, clips: Sequence[ClipSource],
@@ -162,8 +183,9 @@ def admit_clips(catalog: Catalog, layout: StoreLayout, cfg: "EmbedConfig", repor
     clips = sorted([*clips, *again], key=lambda c: c.clip_id)
     bad: list[Bad] = []
     if "text" in cfg.modalities():
-        check_transcripts(layout, clips, cfg, frozenset(c.clip_id for c in again))
-        bad += long_transcripts(layout, clips, cfg.max_transcript_chars)
+        chosen, _ = with_text(catalog, clips, cfg.text)
+        check_transcripts(layout, chosen, cfg, frozenset(c.clip_id for c in again))
+        bad += long_transcripts(layout, chosen, cfg.max_transcript_chars)
     if "audio" in cfg.modalities():
         clips, unreadable = check_audio(clips, cfg.max_seconds)
         bad += unreadable

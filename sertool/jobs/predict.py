@@ -274,6 +274,8 @@ def predict_files(
     report.members = plan.weights()
     run_ids = list(dict.fromkeys(r for w in report.members.values() for r in w))
     loaded = load_models(tracker, layout, run_ids, cfg, need_asr=cfg.transcript is None)
+    if loaded.asr is not None:  # the text the models read at prediction time: which ASR wrote it
+        report.notes.append(f"transcripts by Whisper ASR: {loaded.asr.record.describe()}")
     with progress_bar(console, transient=True) as progress:
         task = progress.add_task("predicting", total=len(files))
         for f in files:

@@ -41,9 +41,10 @@ def clip_sources(cat: Catalog) -> list[ClipSource]:
     return [_source(*r) for r in rows]
 
 
-def clips_without_transcript(cat: Catalog) -> list[ClipSource]:
-    """Clips ASR has to transcribe, shortest first (batch-mates then need similar token budgets)."""
-    rows = cat.execute(_SOURCES + " AND c.transcript IS NULL ORDER BY c.duration_s NULLS LAST, c.clip_id")
+def sources_of(cat: Catalog, clip_ids: Sequence[str]) -> list[ClipSource]:
+    """These clips (skipped ones left out), shortest first: ASR batch-mates then need similar token budgets."""
+    rows = cat.execute(_SOURCES + " AND c.clip_id IN (SELECT unnest(?::VARCHAR[])) "
+                       "ORDER BY c.duration_s NULLS LAST, c.clip_id", [list(clip_ids)])
     return [_source(*r) for r in rows]
 
 
@@ -52,14 +53,6 @@ def corpus_transcripts(cat: Catalog, asr_source: str = "asr") -> list[str]:
     rows = cat.execute("SELECT transcript FROM clips WHERE transcript IS NOT NULL "
                        "AND transcript_source IS DISTINCT FROM ? ORDER BY clip_id", [asr_source])
     return [r[0] for r in rows]
-
-
-def set_transcripts(cat: Catalog, texts: Iterable[tuple[str, str]], source: str) -> None:
-    """Fill clips' missing transcripts in one transaction; a clip that has one already keeps it."""
-    with cat.transaction():
-        for clip_id, text in texts:
-            cat.execute("UPDATE clips SET transcript = ?, transcript_source = ? "
-                        "WHERE clip_id = ? AND transcript IS NULL", [text, source, clip_id])
 
 
 def skipped_by(cat: Catalog, prefix: str, splits: Sequence[str] | None = None) -> list[ClipSource]:

@@ -2,8 +2,8 @@
 
 A corpus's rows are replaced as a whole (so re-ingesting after a fix removes what the fix removed),
 but only when something differs: re-ingesting an unchanged corpus writes nothing at all. ASR
-transcripts written later by `sertool transcribe` survive a re-ingest wherever the corpus itself
-still has no transcript for that clip.
+transcripts written later by `sertool transcribe` survive a re-ingest: in `transcripts` always (beside
+the corpus's), and as the clip's preferred text wherever the corpus itself still has none for that clip.
 
 Replacing as a whole is also how a mistake would wipe data: a label file emptied or moved, or audio
 on a disk that is not mounted (with `--skip-bad`), reads as a valid, smaller corpus. So a re-ingest
@@ -87,12 +87,15 @@ def write_corpus(catalog: Catalog, records: CorpusRecords, *, allow_shrink: bool
                        CAST(n.sample_rate AS INTEGER) AS sample_rate, CAST(n.n_channels AS INTEGER) AS n_channels,
                        n.speaker_id, n.gender,
                        CASE WHEN n.transcript IS NOT NULL THEN n.transcript
+                            WHEN a.text IS NOT NULL THEN a.text
                             WHEN o.transcript_source IS DISTINCT FROM 'corpus' THEN o.transcript END AS transcript,
                        CASE WHEN n.transcript IS NOT NULL THEN 'corpus'
+                            WHEN a.text IS NOT NULL THEN 'asr'
                             WHEN o.transcript_source IS DISTINCT FROM 'corpus' AND o.transcript IS NOT NULL
                             THEN o.transcript_source END AS transcript_source,
                        CAST(n.size_bytes AS BIGINT) AS size_bytes, CAST(n.mtime_ns AS BIGINT) AS mtime_ns
                 FROM _in_clips n LEFT JOIN clips o ON o.clip_id = n.clip_id
+                LEFT JOIN transcripts a ON a.clip_id = n.clip_id AND a.source = 'asr'
             """)
             pairs = {
                 "clips": (f"SELECT {', '.join(CLIP_COLS)} FROM clips WHERE corpus = $c",
@@ -191,8 +194,14 @@ def _replace(catalog: Catalog, records: CorpusRecords) -> None:
     # every skip of the corpus goes (ingest's own are rewritten below; embed's are stale, see the module
     # docstring), and so does any row the incoming skips would collide with
     catalog.execute("DELETE FROM skipped WHERE corpus = $c OR clip_id IN (SELECT clip_id FROM _in_skipped)", corpus)
+    # the corpus's own transcripts are replaced with its clips; ASR's stay beside them (`store.transcripts`)
+    catalog.execute(f"DELETE FROM transcripts WHERE clip_id IN ({own}) AND (source = 'corpus' OR clip_id NOT IN "
+                    "(SELECT clip_id FROM _in_clips))", corpus)
+    catalog.execute("DELETE FROM transcripts WHERE source = 'corpus' AND clip_id IN (SELECT clip_id FROM _in_clips)")
     catalog.execute("DELETE FROM clips WHERE corpus = $c", corpus)
     catalog.execute(f"INSERT INTO clips ({', '.join(CLIP_COLS)}) SELECT {', '.join(CLIP_COLS)} FROM _new_clips")
+    catalog.execute("INSERT INTO transcripts (clip_id, source, text, created_at) SELECT clip_id, 'corpus', "
+                    "transcript, now()::TIMESTAMP FROM _in_clips WHERE transcript IS NOT NULL")
     catalog.execute(f"INSERT INTO votes ({', '.join(VOTE_COLS)}) SELECT {', '.join(VOTE_COLS)} FROM _in_votes")
     catalog.execute(f"INSERT INTO labels ({', '.join(LABEL_COLS)}) SELECT {', '.join(LABEL_COLS)} FROM _in_labels")
     catalog.execute(f"INSERT INTO skipped ({', '.join(SKIP_COLS)}) SELECT {', '.join(SKIP_COLS)} FROM _in_skipped")

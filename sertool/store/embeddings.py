@@ -271,11 +271,14 @@ class EmbeddingWriter:
         """Clip ids whose frames are committed for this (encoder, variant)."""
         return set(self._done)
 
-    def write(self, items: Sequence[tuple[str, np.ndarray]], audio: Mapping[str, "FileStamp"] | None = None) -> int:
+    def write(self, items: Sequence[tuple[str, np.ndarray]], audio: Mapping[str, "FileStamp"] | None = None,
+              text: Mapping[str, tuple[str | None, str]] | None = None) -> int:
         """Append the clips' frames, then commit their catalog rows in one transaction; returns frames written.
 
         Each row carries the checksum of its frames, and, where `audio` has the clip, the SHA-256 of the
         audio bytes they were made from; `audio_hashes` learns those files' stamps in the same transaction.
+        Where `text` has the clip (a text encoder's rows), the row records the transcript's source and
+        the SHA-256 of the text embedded (`store.transcripts`).
         """
         if not self._open:
             raise RuntimeError("writer is closed")
@@ -326,6 +329,8 @@ class EmbeddingWriter:
                 "n_frames": lengths.astype(np.int32),
                 "checksum": checksums,
                 "audio_sha256": [audio[c].sha256 if audio and c in audio else None for c in ids],
+                "text_source": [text[c][0] if text and c in text else None for c in ids],
+                "text_sha256": [text[c][1] if text and c in text else None for c in ids],
             }
         )
         stamps = [(c, audio[c]) for c in ids if audio and c in audio]
@@ -333,8 +338,9 @@ class EmbeddingWriter:
             cat.con.register("_sertool_new_rows", df)
             try:
                 cat.execute("INSERT INTO embeddings (clip_id, encoder, variant, row_start, n_frames, checksum, "
-                            "audio_sha256) SELECT clip_id, encoder, variant, row_start, n_frames, checksum, "
-                            "CAST(audio_sha256 AS VARCHAR) FROM _sertool_new_rows")
+                            "audio_sha256, text_source, text_sha256) SELECT clip_id, encoder, variant, row_start, "
+                            "n_frames, checksum, CAST(audio_sha256 AS VARCHAR), CAST(text_source AS VARCHAR), "
+                            "CAST(text_sha256 AS VARCHAR) FROM _sertool_new_rows")
             finally:
                 cat.con.unregister("_sertool_new_rows")
             if stamps:

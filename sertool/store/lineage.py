@@ -9,7 +9,8 @@ speakers' genders make targets); `dataset_digest` hashes what the store holds fo
 * every vote on them when vote-derived targets are used (annotator, class, secondary, ratings), and
   their genders when a gender head trains;
 * each encoder's name and fingerprint, and per clip the SHA-256 of the audio its `clean` frames were
-  made from (where the row records one: audio re-embedded after a change is other data).
+  made from, or for a text encoder of the transcript its frames of the run's text choice embedded
+  (where the row records one: audio or text re-embedded after a change is other data).
 
 A re-ingest that revises one label, a new clip embedded, a re-made encoder: each changes the digest.
 The spec travels with the dataset (MLflow's profile), so any later command can recompute it.
@@ -40,14 +41,20 @@ class DatasetSpec:
     """The annotators' votes make targets (soft class targets, vote-mean attributes, annotator dropout)."""
     genders: bool = False
     """The speakers' genders make targets (an auxiliary gender head)."""
+    text_variant: str = "clean"
+    """The variant the text encoders' frames come from: the text choice (`store.transcripts`); `clean`,
+    the preferred transcript, is left out of the spec's dict, so digests made before text choices stay."""
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "splits": list(self.splits), "encoders": list(self.encoders)}
+        d = {**asdict(self), "splits": list(self.splits), "encoders": list(self.encoders)}
+        if self.text_variant == "clean":
+            del d["text_variant"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "DatasetSpec":
         return cls(str(d["scheme"]), tuple(d["splits"]), tuple(d["encoders"]), bool(d.get("votes", False)),
-                   bool(d.get("genders", False)))
+                   bool(d.get("genders", False)), str(d.get("text_variant", "clean")))
 
 
 @dataclass(frozen=True)
@@ -76,18 +83,23 @@ def dataset_digest(catalog: Catalog, spec: DatasetSpec) -> DatasetDigest:
     enc = list(spec.encoders)
     ph = ", ".join("?" for _ in enc)
     split_ph = ", ".join("?" for _ in spec.splits)
-    audio = "e.audio_sha256" if "audio_sha256" in catalog.columns("embeddings") else "NULL"
+    have = catalog.columns("embeddings")
+    audio = "e.audio_sha256" if "audio_sha256" in have else "NULL"
+    if "text_sha256" in have:  # the text a text row embedded, like the audio an audio row was made from
+        audio = f"coalesce({audio}, e.text_sha256)"
+    text_encs = [r[0] for r in catalog.execute("SELECT name FROM encoders WHERE frame_rate IS NULL")]
     rows = catalog.execute(
         f"""
         WITH s AS ({split_sql(spec.scheme)}),
-        e AS (SELECT clip_id, encoder, {audio} AS audio FROM embeddings e WHERE variant = 'clean' AND encoder IN ({ph})),
+        e AS (SELECT clip_id, encoder, {audio} AS audio FROM embeddings e WHERE encoder IN ({ph})
+              AND variant = CASE WHEN encoder IN (SELECT unnest(?::VARCHAR[])) THEN ? ELSE 'clean' END),
         complete AS (SELECT clip_id, list(audio ORDER BY encoder) AS audio FROM e GROUP BY clip_id
                      HAVING count(DISTINCT encoder) = {len(enc)})
         SELECT s.clip_id, s.split, l.emotion, l.arousal, l.valence, l.dominance, f.audio
         FROM s JOIN complete f USING (clip_id) LEFT JOIN labels l USING (clip_id)
         WHERE s.split IN ({split_ph}) ORDER BY s.clip_id
         """,
-        [*enc, *spec.splits],
+        [*enc, text_encs, spec.text_variant, *spec.splits],
     )
     for r in rows:
         h.update(repr(r).encode())

@@ -156,8 +156,9 @@ class _Unit:
     """Where row 0 of the segment lands in the store's array (a shard boundary)."""
 
 
-ROW_COLS = ("clip_id", "encoder", "variant", "row_start", "n_frames", "checksum", "audio_sha256")
-"""The embedding row as a merge carries it (a segment of an older sertool has NULL checksums)."""
+ROW_COLS = ("clip_id", "encoder", "variant", "row_start", "n_frames", "checksum", "audio_sha256", "text_source",
+            "text_sha256")
+"""The embedding row as a merge carries it (a segment of an older sertool has NULL checksums and texts)."""
 
 
 def _segment_rows(seg: StoreLayout) -> tuple[list[tuple[str, str]], "pd.DataFrame", "pd.DataFrame"]:

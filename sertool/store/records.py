@@ -54,6 +54,30 @@ class EncoderRecord:
         return cls(**fields)
 
 @dataclass(frozen=True)
+class TranscriberRecord:
+    """Provenance of one ASR configuration: the model and how it decoded (the `transcripts` columns of an
+    `asr` row). As with encoders, the store keeps only this description of the model, never the model."""
+
+    checkpoint: str
+    """Hugging Face id, local directory, or `sertool-tiny/whisper`."""
+    revision: str | None
+    """Checkpoint revision (commit hash) or the hash of the local files."""
+    decoding: dict = field(default_factory=dict)
+    """The decoding settings that change the text (language, task, beams, sampling, token budget)."""
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable hash of model and decoding: two configurations that can write different text never share it."""
+        payload = json.dumps({"checkpoint": self.checkpoint, "revision": self.revision, "decoding": self.decoding},
+                             sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        """How messages name it: `sertool-tiny/whisper (fingerprint 1a2b...)`."""
+        return f"{self.checkpoint} (fingerprint {self.fingerprint})"
+
+
+@dataclass(frozen=True)
 class ClipRecord:
     """A clip's audio index entry and metadata (`clips` row, less the corpus name)."""
 
@@ -158,7 +182,7 @@ class StoredEncoder:
     layer: int | None
     dim: int
     frame_rate: float | None
-    """None for text encoders (one frame per token): they store the `clean` variant only."""
+    """None for text encoders (one frame per token): their variants are text choices (`store.transcripts`)."""
     fingerprint: str
 
     @property

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """2: audio provenance and frame checksums (`clips.size_bytes`/`mtime_ns`, `embeddings.checksum`/
-`audio_sha256`, `audio_hashes`); `MIGRATIONS` brings a version-1 catalog up to it."""
+`audio_sha256`, `audio_hashes`). 3: transcript provenance (`transcripts`, every transcript a clip has
+with its source and, for ASR, the model; `embeddings.text_source`/`text_sha256`, the text a text
+encoder's row embedded). `MIGRATIONS` brings an older catalog up to it."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -107,7 +109,20 @@ CREATE TABLE IF NOT EXISTS embeddings (
     n_frames  INTEGER NOT NULL,
     checksum     VARCHAR,
     audio_sha256 VARCHAR,
+    text_source  VARCHAR,
+    text_sha256  VARCHAR,
     PRIMARY KEY (clip_id, encoder, variant)
+);
+CREATE TABLE IF NOT EXISTS transcripts (
+    clip_id     VARCHAR NOT NULL,
+    source      VARCHAR NOT NULL,
+    text        VARCHAR NOT NULL,
+    model       VARCHAR,
+    revision    VARCHAR,
+    fingerprint VARCHAR,
+    decoding    VARCHAR,
+    created_at  TIMESTAMP,
+    PRIMARY KEY (clip_id, source)
 );
 CREATE TABLE IF NOT EXISTS audio_hashes (
     clip_id    VARCHAR PRIMARY KEY,
@@ -123,6 +138,13 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE clips ADD COLUMN IF NOT EXISTS mtime_ns BIGINT;
     ALTER TABLE embeddings ADD COLUMN IF NOT EXISTS checksum VARCHAR;
     ALTER TABLE embeddings ADD COLUMN IF NOT EXISTS audio_sha256 VARCHAR;
+    """,
+    3: """
+    ALTER TABLE embeddings ADD COLUMN IF NOT EXISTS text_source VARCHAR;
+    ALTER TABLE embeddings ADD COLUMN IF NOT EXISTS text_sha256 VARCHAR;
+    INSERT OR IGNORE INTO transcripts (clip_id, source, text)
+        SELECT clip_id, transcript_source, transcript FROM clips
+        WHERE transcript IS NOT NULL AND transcript_source IS NOT NULL;
     """,
 }
 """Version -> what brings a catalog of the version before it up to it. Only additive changes (new

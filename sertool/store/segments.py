@@ -75,8 +75,9 @@ def claim_segment(segment: StoreLayout, part: PartSpec) -> WriterLock:
         f"{segment.root}: part {part} is already being embedded by another worker; wait for it to finish"))
 
 
-SEEDED_TABLES = ("corpora", "clips", "skipped", "encoders")
-"""Tables a segment copies from the store: what planning reads, and the encoder provenance to check against."""
+SEEDED_TABLES = ("corpora", "clips", "skipped", "encoders", "transcripts")
+"""Tables a segment copies from the store: what planning reads (the texts a text choice embeds too), and
+the encoder provenance to check against."""
 
 
 def seed_segment(layout: StoreLayout, segment: StoreLayout) -> dict[tuple[str, str], set[str]]:
@@ -84,7 +85,7 @@ def seed_segment(layout: StoreLayout, segment: StoreLayout) -> dict[tuple[str, s
     (encoder, variant), so the worker skips them. The store's catalog is opened read-only and only for
     this: N workers may do it at once, and a merge of finished segments can run while others work."""
     with Catalog(layout.catalog, read_only=True) as main:
-        tables = {t: main.df(f"SELECT * FROM {t}") for t in SEEDED_TABLES}
+        tables = {t: main.df(f"SELECT * FROM {t}") for t in SEEDED_TABLES if main.columns(t)}  # older stores lack some
         done_rows = main.execute("SELECT encoder, variant, clip_id FROM embeddings")
     with Catalog(segment.catalog) as seg, seg.transaction():
         for t, df in tables.items():

@@ -183,12 +183,20 @@ def scheme_clips(catalog: Catalog, scheme: str, encoders: list[str]) -> list[Sch
     return [SchemeClip(*r) for r in rows]
 
 
+def clips_with_frames(catalog: Catalog, encoder: str, variant: str) -> set[str]:
+    """Clips that have `encoder`'s frames of `variant`."""
+    return {r[0] for r in catalog.execute("SELECT clip_id FROM embeddings WHERE encoder = ? AND variant = ?",
+                                          [encoder, variant])}
+
+
 def usable_variants(catalog: Catalog, encoders: list[str]) -> dict[str, list[str]]:
-    """clip id -> its augmented variants that every encoder storing that variant at all has for it."""
+    """clip id -> its augmented variants that every audio encoder storing that variant at all has for it
+    (a text encoder's variants are text choices, `store.transcripts`, never augmentations)."""
     ph = ", ".join("?" for _ in encoders)
     rows = catalog.execute(
         f"""
-        WITH e AS (SELECT clip_id, encoder, variant FROM embeddings WHERE variant <> 'clean' AND encoder IN ({ph})),
+        WITH e AS (SELECT clip_id, encoder, variant FROM embeddings WHERE variant <> 'clean' AND encoder IN ({ph})
+                   AND encoder NOT IN (SELECT name FROM encoders WHERE frame_rate IS NULL)),
         need AS (SELECT variant, count(DISTINCT encoder) AS n FROM e GROUP BY variant),
         have AS (SELECT clip_id, variant, count(DISTINCT encoder) AS n FROM e GROUP BY clip_id, variant)
         SELECT have.clip_id, have.variant FROM have JOIN need USING (variant) WHERE have.n = need.n

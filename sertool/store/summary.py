@@ -81,6 +81,16 @@ def transcript_coverage(cat: Catalog) -> SummaryTable:
     return SummaryTable("Transcript coverage", cols, rows, "no clips")
 
 
+def transcripts_by_model(cat: Catalog) -> SummaryTable:
+    """Every transcript the catalog keeps, by source and (ASR) the model that wrote it."""
+    cols = ["source", "model", "fingerprint", "clips"]
+    if not cat.columns("transcripts"):  # a catalog no writer has migrated yet
+        return SummaryTable("Transcripts by source and model", cols, [], "none recorded (schema before 3)")
+    rows = cat.execute("SELECT source, coalesce(model, CASE source WHEN 'asr' THEN '(unrecorded)' END), fingerprint, "
+                       "count(*) FROM transcripts GROUP BY ALL ORDER BY 1, 4 DESC")
+    return SummaryTable("Transcripts by source and model", cols, rows, "no transcripts")
+
+
 def split_schemes(cat: Catalog) -> SummaryTable:
     corpus = cat.execute("SELECT split, count(*) FROM clips WHERE split IS NOT NULL GROUP BY 1")
     derived = cat.execute("""
@@ -114,6 +124,7 @@ def store_summary(cat: Catalog) -> list[SummaryTable]:
         class_distribution(cat),
         annotators_per_clip(cat),
         transcript_coverage(cat),
+        transcripts_by_model(cat),
         split_schemes(cat),
         embeddings(cat),
     ]

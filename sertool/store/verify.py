@@ -13,6 +13,10 @@ Per (encoder, variant) array, against the catalog's rows:
 * audio (`audio=True`): every row made from audio names the SHA-256 of those bytes; each file is
   hashed again and compared (changed or missing audio is a finding per row). Text-encoder rows and
   rows older than audio hashes are counted, not failed.
+* text (always, from the catalog alone): every text-encoder row that records the transcript it embedded
+  is compared with the clip's text of that variant now (`store.transcripts`): a transcript changed or
+  gone since is a finding per row (`text-changed`; `sertool embed` with that `--text` makes them again).
+  Rows older than text hashes are counted, not failed.
 
 A problem names its kind, encoder, variant and clips (the first `EXAMPLES`, and how many in all).
 """
@@ -32,6 +36,7 @@ from .checksums import matches
 from .embeddings import FRAMES
 from .layout import StoreLayout
 from .shards import MISSING, ShardLayout, decode_index, live_chunks
+from .transcripts import stale_text_rows, untracked_text_rows
 
 EXAMPLES = 20
 """Clips a finding lists by name (its count says how many there are)."""
@@ -43,7 +48,7 @@ TEMP_SUFFIXES = (".partial", ".unshare", ".merging", ".compacting")
 class Finding:
     kind: str
     """missing-array, fingerprint, missing-shard, truncated-shard, bad-index, missing-chunk, overlap,
-    checksum, unreadable, audio-changed, audio-missing."""
+    checksum, unreadable, audio-changed, audio-missing, text-changed."""
     encoder: str | None
     variant: str | None
     clips: list[str]
@@ -77,6 +82,8 @@ class VerifyReport:
     """Rows whose audio was hashed again and matched."""
     audio_unhashed: int = 0
     """Rows of audio encoders that record no audio hash (embedded before sertool kept them)."""
+    text_untracked: int = 0
+    """Rows of text encoders that record no transcript hash (embedded before sertool kept them)."""
 
     @property
     def ok(self) -> bool:
@@ -84,7 +91,8 @@ class VerifyReport:
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "problems": [asdict(p) for p in self.problems], "units": [asdict(u) for u in self.units],
-                "notes": self.notes, "audio_checked": self.audio_checked, "audio_unhashed": self.audio_unhashed}
+                "notes": self.notes, "audio_checked": self.audio_checked, "audio_unhashed": self.audio_unhashed,
+                "text_untracked": self.text_untracked}
 
     def add(self, kind: str, unit: tuple[str, str] | None, clips: Iterable[str], detail: str) -> None:
         clips = list(dict.fromkeys(clips))
@@ -131,6 +139,8 @@ def verify_store(layout: StoreLayout, *, frames: bool = False, audio: bool = Fal
         fingerprints = dict(cat.execute("SELECT name, fingerprint FROM encoders"))
         text = {r[0] for r in cat.execute("SELECT name FROM encoders WHERE frame_rate IS NULL")}
         paths = _audio_paths(cat) if audio else {}
+        stale_text = stale_text_rows(cat)
+        report.text_untracked = untracked_text_rows(cat, sorted(text))
     hashes: dict[Path, str | None] = {}
     for (enc, var), rows in sorted(units.items()):
         unit = UnitCheck(enc, var, len(rows.ids), int(rows.lengths.sum()))
@@ -144,6 +154,10 @@ def verify_store(layout: StoreLayout, *, frames: bool = False, audio: bool = Fal
             _frames(report, layout, (enc, var), rows, unit, broken)
         if audio:
             _audio(report, (enc, var), rows, paths, hashes, enc in text)
+        changed = [c for c, e, v in stale_text if (e, v) == (enc, var)]
+        if changed:
+            report.add("text-changed", (enc, var), changed, f"the transcript of {len(changed)} clip(s) changed "
+                       "after these frames embedded it: `sertool embed` (with this variant's --text) makes them again")
     if layout.remote:
         report.notes.append("the arrays are remote: shard files and indexes are not checked (--frames reads through zarr)")
     else:

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-RunKind = Literal["train", "sweep", "ensemble"]
-KINDS: tuple[str, ...] = ("train", "sweep", "ensemble")
+RunKind = Literal["train", "sweep", "ensemble", "asr"]
+KINDS: tuple[str, ...] = ("train", "sweep", "ensemble", "asr")
 
 # Tags every sertool run may carry.
 KIND_TAG = "sertool.kind"

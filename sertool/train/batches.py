@@ -238,7 +238,8 @@ class StoreBatches:
     def __getitems__(self, items: Sequence[Item]) -> Batch:
         ids = [self.split.clip_ids[it.index] for it in items]
         variants = [it.variant for it in items]
-        return assemble(self.split, self.targets, items, read_frames(self.reader, ids, variants, self.encoders, self.dtype))
+        return assemble(self.split, self.targets, items, read_frames(self.reader, ids, variants, self.encoders,
+                                                                     self.dtype, self.split.text_variant))
 
 
 def assemble(split: SplitData, targets: "TargetMaker | None", items: Sequence[Item],
@@ -276,27 +277,29 @@ class PlanSampler:
 
 
 def open_reader(layout: "StoreLayout", encoders: dict[str, StoredEncoder], splits: Sequence[SplitData],
-                catalog: "Catalog | None" = None):
-    """The store's batch reader with the index of every (encoder, variant) these splits can ask for."""
+                catalog: "Catalog | None" = None, texts: "set[str] | frozenset[str]" = frozenset()):
+    """The store's batch reader with the index of every (encoder, variant) these splits can ask for, and
+    of the text encoders' `texts` variants (the text choices of the splits a run reads)."""
     from ..store.embeddings import EmbeddingStore
 
     variants = {CLEAN} | {v for s in splits for vs in s.variants for v in vs}
-    specs = [(e, v) for e, info in encoders.items() for v in sorted(variants) if v == CLEAN or not info.text]
+    texts = ({s.text_variant for s in splits} | set(texts)) or {CLEAN}
+    specs = [(e, v) for e, info in encoders.items() for v in sorted(texts if info.text else variants)]
     return EmbeddingStore(layout).reader(specs, catalog=catalog)
 
 
 def read_frames(
     reader: Any, clip_ids: Sequence[str], variants: Sequence[str], encoders: dict[str, StoredEncoder],
-    dtype: "torch.dtype | None" = None,
+    dtype: "torch.dtype | None" = None, text_variant: str = CLEAN,
 ) -> dict[str, tuple["torch.Tensor", "torch.Tensor"]]:
     """Padded frames (B, T, D) and lengths (B,) of each encoder, each clip in its own variant
-    (text encoders always read `clean`: an augmented clip keeps its clean transcript). `dtype`
-    float16 halves the bytes a batch costs to build, pin and copy to the GPU (the model upcasts)."""
+    (text encoders read the split's text choice, `text_variant`: an augmented clip keeps its transcript).
+    `dtype` float16 halves the bytes a batch costs to build, pin and copy to the GPU (the model upcasts)."""
     same = len(set(variants)) <= 1
     specs = []
     for e, info in encoders.items():
         if info.text:
-            specs.append((e, CLEAN))
+            specs.append((e, text_variant))
         else:
             specs.append((e, variants[0] if same and variants else list(variants)))
     return reader.batch(list(clip_ids), specs=specs, dtype=dtype)

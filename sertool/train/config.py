@@ -15,6 +15,8 @@ from typing import Any
 from ..errors import InvalidOption
 from ..labels import AUX_TASKS, CLIP_USES, O_VOTE_USES, TARGET_KINDS
 from ..metrics import SELECT_CHOICES
+from ..store.splits import DEV, TRAIN
+from ..store.transcripts import PREFERRED, TEXT_CHOICES, text_variant
 
 STAGES = ("pretrain", "task1", "task2")
 POOLING = ("asp", "mean", "meanstd")
@@ -177,6 +179,10 @@ class TrainConfig:
     """Stop when the selection metric has not improved for this many epochs."""
     refit_epochs: int | None = None
     """After selection, retrain on Train+Development for this many epochs, as a child run (no dev figures)."""
+    text: str = "preferred"
+    """Which transcript the text encoders' frames come from (`store.transcripts`): `preferred` (the corpus's,
+    else ASR's: the paper's), `corpus` or `asr`, for every split, or per split: `asr,Train=corpus` (corpus
+    for Train, ASR for Development and the test splits: the train/test text mismatch removed or measured)."""
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -253,6 +259,17 @@ class TrainConfig:
         self.aux_weights  # noqa: B018 (parses and checks the heads)
         need(self.early_stop is None or self.early_stop >= 1, "early_stop", "must be >= 1 epoch")
         need(self.refit_epochs is None or self.refit_epochs >= 1, "refit_epochs", "must be >= 1 epoch")
+        plan = self.text_plan
+        need(self.view is None or plan.is_preferred, "text",
+             "a packed view holds the preferred text's frames only: drop --view, or --text preferred")
+        if self.refit_epochs is not None:
+            need(plan.choice(TRAIN) == plan.choice(DEV), "text",
+                 f"a refit trains on {TRAIN} and {DEV} together: give both the same text")
+
+    @property
+    def text_plan(self) -> "TextPlan":
+        """`text` parsed: which text choice each split reads."""
+        return TextPlan.parse(self.text)
 
     @property
     def sampler_spec(self) -> tuple[str, int, float]:
@@ -319,6 +336,50 @@ class TrainConfig:
         if self.gaussian_sigma is not None:
             loss += f"-g{self.gaussian_sigma:g}"
         return f"{self.stage}-{loss}-{self.pooling}"
+
+
+@dataclass(frozen=True)
+class TextPlan:
+    """Which transcript each split's text-encoder frames come from (`TrainConfig.text` parsed)."""
+
+    default: str = PREFERRED
+    """The choice of every split not named in `splits`."""
+    splits: tuple[tuple[str, str], ...] = ()
+    """(split, choice) pairs that differ from the default."""
+
+    @classmethod
+    def parse(cls, spec: str) -> "TextPlan":
+        """`CHOICE` or `CHOICE,SPLIT=CHOICE,...` (or only `SPLIT=CHOICE` items, the rest preferred)."""
+        default, per = PREFERRED, {}
+        items = [i.strip() for i in str(spec).split(",") if i.strip()]
+        if not items:
+            raise ConfigError("text", f"{spec!r}: give {' | '.join(TEXT_CHOICES)}, optionally with SPLIT=CHOICE items")
+        for item in items:
+            split, eq, choice = item.rpartition("=")
+            if choice not in TEXT_CHOICES or (eq and not split.strip()):
+                raise ConfigError("text", f"{item!r}: use one of {', '.join(TEXT_CHOICES)}, or SPLIT=CHOICE "
+                                          "(e.g. asr,Train=corpus)")
+            if eq:
+                if split.strip() in per:
+                    raise ConfigError("text", f"{item!r}: split {split.strip()} is named twice")
+                per[split.strip()] = choice
+            elif default != PREFERRED or items.index(item) != 0:
+                raise ConfigError("text", f"{spec!r}: one default choice, first, then SPLIT=CHOICE items")
+            else:
+                default = choice
+        return cls(default, tuple(sorted((k, v) for k, v in per.items() if v != default)))
+
+    def choice(self, split: str) -> str:
+        return dict(self.splits).get(split, self.default)
+
+    def variant(self, split: str) -> str:
+        """The text encoders' variant a split reads (`store.transcripts.text_variant`)."""
+        return text_variant(self.choice(split))
+
+    @property
+    def is_preferred(self) -> bool:
+        """Every split reads the preferred text (variant `clean`): the paper's, and every run before `--text`."""
+        return self.default == PREFERRED and not self.splits
 
 
 def field_names() -> list[str]:

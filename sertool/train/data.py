@@ -9,8 +9,8 @@ scoring use.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,7 +19,11 @@ from ..labels import NO_AGREEMENT, Targets, trains
 from ..store.catalog import Catalog
 from ..store.embeddings import stored_encoders
 from ..store.records import SchemeClip, StoredEncoder
-from ..store.splits import DEV, TRAIN, scheme_clips, usable_variants
+from ..store.splits import DEV, TRAIN, clips_with_frames, scheme_clips, usable_variants
+from ..store.transcripts import CLEAN
+
+if TYPE_CHECKING:
+    from .config import TextPlan
 
 
 @dataclass
@@ -31,6 +35,8 @@ class SplitData:
     targets: Targets
     variants: list[tuple[str, ...]] = field(default_factory=list)
     """Augmented variants each clip has for every audio encoder (empty tuple: clean only)."""
+    text_variant: str = CLEAN
+    """The variant the text encoders' frames are read from: the split's text choice (`TextPlan`)."""
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -78,9 +84,38 @@ def load_encoders(catalog: Catalog, names: Sequence[str]) -> dict[str, StoredEnc
     return {n: known[n] for n in names}
 
 
+def _text_complete(catalog: Catalog, scheme: str, rows: list[SchemeClip], infos: dict[str, StoredEncoder],
+                   text: "TextPlan") -> list[SchemeClip]:
+    """`rows` marked complete when every audio encoder has their clean frames and every text encoder the
+    frames of their split's text choice. Refuses, naming what to run, a choice whose frames Train or
+    Development lacks entirely (no such transcripts, or not embedded)."""
+    from ..store.transcripts import CORPUS, clip_texts
+
+    audio = [n for n, e in infos.items() if not e.text]
+    texts = [n for n, e in infos.items() if e.text]
+    audio_ok = {r.clip_id for r in scheme_clips(catalog, scheme, audio) if r.complete} if audio else None
+    have: dict[tuple[str, str], set[str]] = {}
+    for split in sorted({r.split for r in rows}):
+        variant, choice = text.variant(split), text.choice(split)
+        ids = {r.clip_id for r in rows if r.split == split}
+        for enc in texts:
+            if (enc, variant) not in have:
+                have[(enc, variant)] = clips_with_frames(catalog, enc, variant)
+            if split not in (TRAIN, DEV) or have[(enc, variant)] & ids:
+                continue  # a test split without them (Test3 has no corpus text) is left out, as missing frames
+            if not clip_texts(catalog, choice):
+                how = ("ingest a corpus that has transcripts" if choice == CORPUS else
+                       f"run `sertool transcribe --all`, then `sertool embed --encoders {enc} --text {choice}`")
+                raise NotFound(f"--text {choice} for {split}: the catalog has no {choice} transcripts; {how}")
+            raise NotFound(f"--text {choice} for {split}: {enc} has no frames of the {choice} transcripts "
+                           f"(variant {variant}); run `sertool embed --encoders {enc} --text {choice}`")
+    return [replace(r, complete=(audio_ok is None or r.clip_id in audio_ok)
+                    and all(r.clip_id in have[(e, text.variant(r.split))] for e in texts)) for r in rows]
+
+
 def load_training_data(catalog: Catalog, encoders: Sequence[str], scheme: str = "corpus", *,
                        o_clips: str = "regression", x_clips: str = "exclude", soft: bool = False,
-                       refit: bool = False) -> TrainingData:
+                       refit: bool = False, text: "TextPlan | None" = None) -> TrainingData:
     """Clips of every split of `scheme` that have clean frames for all `encoders`, with targets and variants.
 
     Train keeps the clips that train (`labels.trains`, with what to do with O and X clips; with `soft`
@@ -92,6 +127,8 @@ def load_training_data(catalog: Catalog, encoders: Sequence[str], scheme: str = 
     rows = scheme_clips(catalog, scheme, names)
     infos = load_encoders(catalog, names)
     variants = usable_variants(catalog, names)
+    if text is not None and not text.is_preferred and rows:
+        rows = _text_complete(catalog, scheme, rows, infos, text)
 
     by_split: dict[str, list[SchemeClip]] = {}
     missing = 0
@@ -105,7 +142,8 @@ def load_training_data(catalog: Catalog, encoders: Sequence[str], scheme: str = 
         targets = Targets.from_consensus([r.emotion for r in items],
                                          [(r.arousal, r.valence, r.dominance) for r in items])
         return SplitData(name, [r.clip_id for r in items], targets,
-                         [tuple(variants.get(r.clip_id, ())) for r in items])
+                         [tuple(variants.get(r.clip_id, ())) for r in items],
+                         text.variant(name) if text is not None else CLEAN)
 
     pool = by_split.pop(TRAIN, []) + (by_split.pop(DEV, []) if refit else [])
     train = make(TRAIN, sorted((r for r in pool if trains(r.emotion, o_clips=o_clips, x_clips=x_clips, soft=soft)),

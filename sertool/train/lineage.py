@@ -4,8 +4,9 @@ Every run logs two dataset inputs (`RunLogger.log_datasets`): a `training` one (
 clips; Train and Development for a refit) and an `evaluation` one (Development, which selects the
 checkpoint and gives the dev figures). Each is named after the store and the split scheme
 (`store/corpus/Train`), has the store's root as its source, and a digest over the clip ids, their
-labels (and the votes or genders that make targets, when a lever uses them), the encoder fingerprints
-and the audio the frames came from (`store.lineage`). The digest of the training data is also the run's
+labels (and the votes or genders that make targets, when a lever uses them), the encoder fingerprints,
+the audio the frames came from and the text choice with the transcripts the text frames embedded
+(`store.lineage`). The digest of the training data is also the run's
 tag `sertool.data_digest`, which ensembles compare and `--filter` can select on.
 """
 
@@ -35,11 +36,12 @@ def dataset_specs(config: "TrainConfig", *, refit: bool = False) -> dict[str, Da
 
     levers = Levers(config.targets, config.o_votes, config.label_smoothing, config.annotator_dropout,
                     config.attribute_targets, config.aux_weights, config.seed)
+    text = config.text_plan  # a refit reads one text for Train and Development (`TrainConfig` checks)
     train = DatasetSpec(config.splits, (TRAIN, DEV) if refit else (TRAIN,), tuple(config.encoders),
-                        votes=levers.needs_votes, genders="gender" in levers.aux)
+                        votes=levers.needs_votes, genders="gender" in levers.aux, text_variant=text.variant(TRAIN))
     specs = {TRAINING: train}
     if not refit:
-        specs[EVALUATION] = DatasetSpec(config.splits, (DEV,), tuple(config.encoders))
+        specs[EVALUATION] = DatasetSpec(config.splits, (DEV,), tuple(config.encoders), text_variant=text.variant(DEV))
     return specs
 
 

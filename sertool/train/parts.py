@@ -115,7 +115,7 @@ class Feeds:
 
             text = {n: e.text for n, e in self.data.encoders.items()}
             return ResidentLoader(self.resident, split, eval_plan(split, self.config.batch_size), text)
-        lengths = _eval_lengths(self.reader, split, list(self.data.encoders))
+        lengths = _eval_lengths(self.reader, split, self.data)
         plan = plan_eval(split, self.config.batch_size, lengths)
         return make_loader(StoreBatches(self.reader, self.data.encoders, split, getattr(torch, FRAMES_DTYPE)),
                            PlanSampler(lambda _epoch: plan), num_workers=min(self.workers, len(plan)),
@@ -123,11 +123,12 @@ class Feeds:
                            generator=_generator(self.config.seed))
 
 
-def _eval_lengths(reader: "EmbeddingReader", split: SplitData, encoders: list[str]) -> list[int]:
+def _eval_lengths(reader: "EmbeddingReader", split: SplitData, data: TrainingData) -> list[int]:
     """Frames per clip of its longest encoder sequence, to batch evaluation by length (less padding)."""
     if len(split) == 0:
         return []
-    return np.max([reader.index(e, "clean").locate(split.clip_ids)[1] for e in encoders], axis=0).tolist()
+    return np.max([reader.index(n, split.text_variant if e.text else "clean").locate(split.clip_ids)[1]
+                   for n, e in data.encoders.items()], axis=0).tolist()
 
 
 def _resident(config: TrainConfig, layout: StoreLayout, data: TrainingData, device: str) -> "ResidentFrames":
@@ -210,12 +211,14 @@ def build_feeds(config: TrainConfig, layout: StoreLayout, device: str, dist: Dis
 
     with Catalog(layout.catalog, read_only=True) as catalog:
         data = load_training_data(catalog, config.encoders, config.splits, o_clips=config.o_clips,
-                                  x_clips=config.x_clips, soft=config.targets == "soft", refit=refit)
-        reader = open_reader(layout, data.encoders, [data.train] if config.augment else [], catalog=catalog)
+                                  x_clips=config.x_clips, soft=config.targets == "soft", refit=refit,
+                                  text=config.text_plan)
+        reader = open_reader(layout, data.encoders, [data.train] if config.augment else [], catalog=catalog,
+                             texts={s.text_variant for s in [data.train, data.dev, *data.tests.values()]})
         targets = target_maker(catalog, config, data.train)
         datasets = as_refs(layout, run_datasets(catalog, config, refit=refit))
     spec = config.sampler_spec
-    lengths = _eval_lengths(reader, data.train, list(data.encoders)) if config.batching == "bucketed" else None
+    lengths = _eval_lengths(reader, data.train, data) if config.batching == "bucketed" else None
     storage = _storage_order(reader, data) if config.read_order == "blocked" else None
     sampler = PlanSampler(lambda epoch: plan_epoch(
         data.train, samples_per_epoch=config.samples_per_epoch, batch_size=per_rank_batch(config.batch_size, dist.world),

@@ -18,6 +18,7 @@ import _integrity_store as st  # noqa: E402
 from sertool.cli import app  # noqa: E402
 from sertool.errors import StoreCorrupt  # noqa: E402
 from sertool.store.catalog import Catalog  # noqa: E402
+from sertool.store.schema import SCHEMA_VERSION  # noqa: E402
 from sertool.store.embeddings import EmbeddingStore  # noqa: E402
 from sertool.store.shards import ShardAppender, ShardLayout  # noqa: E402
 
@@ -150,11 +151,13 @@ def test_a_catalog_from_before_migrations_still_verifies(layout):
 
     con = duckdb.connect(str(layout.catalog))
     con.execute("ALTER TABLE embeddings DROP COLUMN checksum; ALTER TABLE embeddings DROP COLUMN audio_sha256; "
-                "DROP TABLE audio_hashes; UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+                "ALTER TABLE embeddings DROP COLUMN text_source; ALTER TABLE embeddings DROP COLUMN text_sha256; "
+                "DROP TABLE audio_hashes; DROP TABLE transcripts; UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
     code, report = verify(layout, "--frames", "--audio")
     assert code == 0 and all(u["no_checksum"] == u["rows"] for u in report["units"])
     with Catalog(layout.catalog) as cat:  # the first writer migrates it, keeping every row
         assert {"checksum", "audio_sha256"} <= cat.columns("embeddings")
         assert cat.scalar("SELECT count(*) FROM embeddings") == 120
-        assert cat.scalar("SELECT value FROM meta WHERE key = 'schema_version'") == "2"
+        assert {"text_source", "text_sha256"} <= cat.columns("embeddings") and cat.columns("transcripts")
+        assert cat.scalar("SELECT value FROM meta WHERE key = 'schema_version'") == str(SCHEMA_VERSION) == "3"

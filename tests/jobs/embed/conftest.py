@@ -65,6 +65,9 @@ def make_store(root: Path, corpus_dir: Path, rows: list[dict]) -> StoreLayout:
                 [r["clip_id"], r["path"], r["split"], r["duration_s"], r["sample_rate"], r["n_channels"],
                  r["transcript"]],
             )
+            # beside the clip, as ingest writes it (`store.transcripts`)
+            cat.execute("INSERT INTO transcripts (clip_id, source, text) VALUES (?, 'corpus', ?)",
+                        [r["clip_id"], r["transcript"]])
     return layout
 
 

@@ -47,6 +47,7 @@ def test_predict_new_files_with_asr_and_a_skipped_file(setup, cli_env):
     # Each unreadable file: one line on stderr naming it; the others are predicted.
     skipped = [line for line in res.stderr.splitlines() if line.startswith("skipped")]
     assert len(skipped) == 2 and "broken.wav" in skipped[0] and "missing.wav" in skipped[1]
+    assert "note: transcripts by Whisper ASR: sertool-tiny/whisper (fingerprint " in res.stderr  # which model
     (short,) = json.loads(res.stdout)
     assert short["file"] == str(a["short"]) and short["window"] == "all"
     assert short["start_s"] == 0 and short["end_s"] == pytest.approx(2.5)
@@ -59,6 +60,7 @@ def test_predict_new_files_with_asr_and_a_skipped_file(setup, cli_env):
 
     res = invoke(setup, "tiny-a", str(a["short"]), "--transcript", "hello there")
     assert res.exit_code == 0 and "short.wav" in res.stdout and "hello there" in res.stdout
+    assert "Whisper ASR" not in res.stderr  # no ASR ran
 
 
 def test_long_file_in_windows_plus_its_average(setup, cli_env):
