@@ -81,11 +81,23 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
         return
 
+    stopped = []
+
     def interrupt(signum, frame):
+        stop_once()
+        stopped.append(signum)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if not stopped:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def stop_once() -> None:
+    """Ignore any further SIGTERM: the first one started the cleanup (a run marked KILLED), and a second
+    (a scheduler's repeat; a sweep child gets its parent-death signal and may get another) must not
+    interrupt that cleanup halfway, leaving the run RUNNING. Main thread only."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -236,36 +236,11 @@ class RunLogger:
         return lm.model_id
 
     def log_datasets(self, datasets: Sequence["DatasetRef"]) -> None:
-        """The run's dataset inputs (`mlflow.log_input` with an explicit run): name, digest, source and
-        role (`mlflow.data.context`), shown in MLflow's Dataset column; the profile carries what recomputes
-        the digest. MLflow keeps one entry per (name, digest) and run: logging one again changes nothing."""
-        from mlflow.entities import Dataset, DatasetInput, InputTag
+        """The run's dataset inputs, shown in MLflow's Dataset column (`datasets.log_dataset_inputs`)."""
+        from .datasets import log_dataset_inputs
 
-        inputs = [
-            DatasetInput(
-                Dataset(name=d.name, digest=d.digest, source_type=d.source.split("://")[0] if "://" in d.source
-                        else "local", source=json.dumps({"uri": d.source}), schema=None,
-                        profile=json.dumps(d.profile, sort_keys=True, default=str)),
-                tags=[InputTag("mlflow.data.context", d.context)],
-            )
-            for d in datasets
-        ]
-        if not inputs:
-            return
-        from mlflow.exceptions import MlflowException
-
-        for attempt in range(5):
-            try:
-                with _reaching(self._client):
-                    self._client.log_inputs(self._run_id, datasets=inputs)
-                return
-            except MlflowException as e:
-                # Sibling runs (a parallel sweep's children) log the same dataset at once: MLflow's SQL
-                # store looks it up, then inserts it, so one of them meets the other's row. Asked again,
-                # it finds the row and only links it to this run.
-                if "UNIQUE constraint" not in str(e) and "duplicate key" not in str(e) or attempt == 4:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+        with _reaching(self._client):
+            log_dataset_inputs(self._client, str(self._run_id), datasets)
 
     def log_predictions(self, split: str, df: "pd.DataFrame") -> None:
         """A split's predictions as `predictions/<split>.csv` (one row per clip, `clip_id` first)."""

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import launch
 from ..errors import SertoolError
 from ..metrics import METRIC_NAMES
 from ..tracking.names import JOB_ID_TAG, LAUNCHER_TAG, LOG_TAG, SWEEP_KEY_TAG, TRIAL_TAG
@@ -225,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
 
     def interrupt(signum: int, frame: Any) -> None:
+        launch.stop_once()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)  # before anything: a stop while importing is a stop too
