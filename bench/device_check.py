@@ -7,11 +7,13 @@ It measures, with random weights at the paper's sizes (the `paper-random` preset
     batch budgets, with the peak GPU memory of each;
   * ASR clips/s (Whisper-large-v3 generate);
   * training samples/s at paper dims (1028 / 2048, batch 128) from a store it writes, with the
-    data-wait share for 0/4/8 loader workers, random vs bucketed batching;
+    data-wait share for 0/4/8 loader workers, random vs bucketed batching, and from a packed fp16 view
+    resident on the device (`train --view`; its rate is reported, not projected: MSP-Podcast's fp16
+    view of 195 GB does not fit one GPU);
 and projects the hours MSP-Podcast would take from those rates (119,421 clips, a 9.8 s mean, clean +
 3 augmentations of Train; 3,200 Test3 clips to transcribe; one paper run = 50 x 32,000 samples; Table
 1 = 24 runs). Ends with one JSON line: device, embed_clips_per_s, train_samples_per_s,
-data_wait_share, peak_memory_gb, msp_podcast_hours (and more).
+data_wait_share, train_samples_per_s_resident, peak_memory_gb, msp_podcast_hours (and more).
 
 usage: python bench/device_check.py [--smoke] [--device cuda] [--minutes 8]
 """
@@ -126,14 +128,32 @@ def train_rates(work: Path, device: str, smoke: bool, workers: tuple[int, ...]) 
                                  run_name=f"check-{batching}-w{w}")
             with Peak(device) as peak:
                 res = train(config, layout, tracker=tracker)
-            hist = res.history[1:] or res.history
-            seconds = sum(e.seconds for e in hist)
-            out[f"{batching}_w{w}"] = {
-                "samples_per_s": round(sum(e.samples for e in hist) / seconds, 1),
-                "data_wait_share": round(sum(e.data_wait_s for e in hist) / seconds, 4),
-                "padded_share": round(hist[-1].padded_share, 4), "peak_memory_gb": round(peak.gb, 2),
-            }
+            out[f"{batching}_w{w}"] = _rates(res, peak)
+    # The same runs from a packed fp16 view held where training runs (issue 15): batches gathered in
+    # memory, no loader processes.
+    from sertool.store.catalog import Catalog
+    from sertool.store.views import ViewSpec, pack_view
+
+    with Catalog(layout.catalog) as cat:
+        pack_view(cat, layout, ViewSpec("device-check", tuple(PAPER_DIMS)))
+    config = TrainConfig(epochs=2, warmup_epochs=0, batch_size=16 if smoke else 128, samples_per_epoch=n, lr=1e-4,
+                         device=device, num_workers=0, batching="bucketed", view="device-check", **dims,
+                         run_name="check-resident")
+    with Peak(device) as peak:
+        res = train(config, layout, tracker=tracker)
+    out["bucketed_resident"] = _rates(res, peak)
     return out
+
+
+def _rates(res, peak: Peak) -> dict[str, float]:
+    """Samples/s, data-wait share and padding of a run's epochs after the first (warm-up), and its peak memory."""
+    hist = res.history[1:] or res.history
+    seconds = sum(e.seconds for e in hist)
+    return {
+        "samples_per_s": round(sum(e.samples for e in hist) / seconds, 1),
+        "data_wait_share": round(sum(e.data_wait_s for e in hist) / seconds, 4),
+        "padded_share": round(hist[-1].padded_share, 4), "peak_memory_gb": round(peak.gb, 2),
+    }
 
 
 def project(embed: dict, asr: float, train: dict) -> dict[str, float]:
@@ -178,7 +198,8 @@ def main() -> None:
         train = train_rates(work, device, args.smoke, (0, 1) if args.smoke else (0, 4, 8))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    best_train = max(train.values(), key=lambda v: v["samples_per_s"])
+    loader = {k: v for k, v in train.items() if k != "bucketed_resident"}  # MSP-Podcast's view exceeds one GPU
+    best_train = max(loader.values(), key=lambda v: v["samples_per_s"])
     out = {
         "bench": "device_check", "smoke": args.smoke,
         "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
@@ -188,9 +209,10 @@ def main() -> None:
         "train": train,
         "train_samples_per_s": best_train["samples_per_s"],
         "data_wait_share": best_train["data_wait_share"],
+        "train_samples_per_s_resident": train["bucketed_resident"]["samples_per_s"],
         "peak_memory_gb": max([v2["peak_memory_gb"] for v in embed.values() if "error" not in v for v2 in v.values()]
                               + [v["peak_memory_gb"] for v in train.values()]),
-        "msp_podcast_hours": project(embed, asr, train),
+        "msp_podcast_hours": project(embed, asr, loader),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     print(json.dumps(out))
