@@ -84,15 +84,12 @@ def embed(
             err.print(f"part {parted.part} is in {parted.segment.root}; once all {parted.part.count} parts are "
                       "done, `sertool store merge` commits them to the store", highlight=False)
     if report.readmitted:
-        n = len(report.readmitted)
-        ids = ", ".join(report.readmitted[:5]) + (f" and {n - 5} more" if n > 5 else "")
         err.print(f"re-checked: {len(report.readmitted)} clip(s) skipped by an earlier embed pass every check now "
-                  f"and are embedded ({ids})", highlight=False, soft_wrap=True)
+                  f"and are embedded ({_some(report.readmitted)})", highlight=False, soft_wrap=True)
     if report.remade:
         clips = sorted({c for c, _, _ in report.remade})
-        ids = ", ".join(clips[:5]) + (f" and {len(clips) - 5} more" if len(clips) > 5 else "")
         err.print(f"audio changed since it was embedded: {len(report.remade)} embedding(s) of {len(clips)} clip(s) "
-                  f"made again ({ids}); `sertool store compact` gives back the old frames' space",
+                  f"made again ({_some(clips)}); `sertool store compact` gives back the old frames' space",
                   highlight=False, soft_wrap=True)
     if report.stale_left:
         units = sorted({f"{e}/{v}" for _, e, v in report.stale_left})
@@ -101,9 +98,8 @@ def embed(
                   "(`sertool store verify --audio` lists them)", highlight=False, soft_wrap=True)
     if report.text_remade:
         clips = sorted({c for c, _, _ in report.text_remade})
-        ids = ", ".join(clips[:5]) + (f" and {len(clips) - 5} more" if len(clips) > 5 else "")
         err.print(f"transcript changed since it was embedded: {len(report.text_remade)} text embedding(s) of "
-                  f"{len(clips)} clip(s) made again ({ids})", highlight=False, soft_wrap=True)
+                  f"{len(clips)} clip(s) made again ({_some(clips)})", highlight=False, soft_wrap=True)
     if report.text_stale_left:
         units = sorted({f"{e}/{v}" for _, e, v in report.text_stale_left})
         err.print(f"note: {len(report.text_stale_left)} embedding(s) of {', '.join(units)} embedded a transcript that "
@@ -135,3 +131,8 @@ def embed(
 
 def register(app: typer.Typer) -> None:
     app.command("embed")(embed)
+
+
+def _some(clips: list[str]) -> str:
+    """The first five clip ids, and how many more: enough to find them, short enough for one line."""
+    return ", ".join(clips[:5]) + (f" and {len(clips) - 5} more" if len(clips) > 5 else "")
