@@ -28,7 +28,10 @@ def _sertool(sweep_store, uri: str, *args: str, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "SERTOOL_DEBUG": "0"}
     cmd = [sys.executable, "-c", "from sertool.cli import main; main()",
            "--store", str(sweep_store.root), "--tracking-uri", uri, *args]
-    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as a terminal sends it: a shell without job control starts background jobs (a CI runner's
+    # `make test &`) with SIGINT ignored, and Python keeps an inherited ignore, so give the sweep back the default.
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _gone(pid: int) -> bool:
