@@ -81,19 +81,15 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
         return
 
-    stopped = []
-
     def interrupt(signum, frame):
         stop_once()
-        stopped.append(signum)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
-    finally:
-        if not stopped:
-            signal.signal(signal.SIGTERM, previous)
+    finally:  # the work inside has closed what it held by now: the caller's handler comes back
+        signal.signal(signal.SIGTERM, previous)
 
 
 def stop_once() -> None:
